@@ -1,0 +1,421 @@
+//! Devices, households and the roles users hold in them.
+//!
+//! A device's id is its AWS IoT thing name: an opaque identifier, never derived from a serial
+//! number (serials are guessable; thing names appear in topics and policies). A device belongs
+//! to at most one household; users hold the owner or member role in households.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::shadow::Object;
+
+/// An identifier that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind}: {reason}")]
+pub struct InvalidId {
+    /// Which kind of identifier.
+    pub kind: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:expr, $allowed:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates an identifier.
+            pub fn parse(value: impl Into<String>) -> Result<Self, InvalidId> {
+                let value = value.into();
+                let allowed: fn(char) -> bool = $allowed;
+                if value.is_empty() {
+                    return Err(InvalidId { kind: $kind, reason: "empty" });
+                }
+                if value.len() > $max {
+                    return Err(InvalidId { kind: $kind, reason: "too long" });
+                }
+                if !value.chars().all(allowed) {
+                    return Err(InvalidId { kind: $kind, reason: "contains a character that is not allowed" });
+                }
+                Ok(Self(value))
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(value: String) -> Result<Self, InvalidId> {
+                Self::parse(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+fn thing_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-')
+}
+
+fn slug_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
+}
+
+fn user_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | '+')
+}
+
+identifier!(
+    /// A device id: the AWS IoT thing name (1–128 of `[a-zA-Z0-9:_-]`). Opaque.
+    DeviceId, "thing name", 128, thing_name_char
+);
+identifier!(
+    /// A product id (1–64 of `[a-zA-Z0-9_-]`), the second level of `dt/<product>/<thing>/...`.
+    ProductId, "product id", 64, slug_char
+);
+identifier!(
+    /// A household id (1–64 of `[a-zA-Z0-9_-]`).
+    HouseholdId, "household id", 64, slug_char
+);
+identifier!(
+    /// A user id: the identity provider's subject (1–128 of `[a-zA-Z0-9_.@+-]`).
+    UserId, "user id", 128, user_char
+);
+
+/// The kinds of device the platform knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceType {
+    /// A dimmable, possibly colour, light.
+    Light,
+    /// A switchable plug.
+    Plug,
+    /// A heating/cooling thermostat.
+    Thermostat,
+    /// A door lock.
+    Lock,
+    /// A camera.
+    Camera,
+    /// A read-only sensor (temperature, humidity, motion, contact).
+    Sensor,
+}
+
+/// One thing a device can do or report, with its field in the shadow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// `power`: `"on"` or `"off"`.
+    Power,
+    /// `brightness`: integer 0–100.
+    Brightness,
+    /// `color`: `{"h": 0–360, "s": 0–1, "v": 0–1}`.
+    Color,
+    /// `colorTemperatureK`: integer 1000–10000.
+    ColorTemperature,
+    /// `targetTemperatureC`: number 5–35.
+    TargetTemperature,
+    /// `mode`: `"heat"`, `"cool"`, `"auto"` or `"off"`.
+    ThermostatMode,
+    /// `lock`: `"locked"` or `"unlocked"`.
+    Lock,
+    /// `streaming`: boolean.
+    Streaming,
+    /// `temperatureC`: number (reported only).
+    Temperature,
+    /// `humidity`: number 0–100 (reported only).
+    Humidity,
+    /// `motion`: boolean (reported only).
+    Motion,
+    /// `contact`: `"open"` or `"closed"` (reported only).
+    Contact,
+}
+
+impl Capability {
+    /// The shadow field that carries this capability.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Power => "power",
+            Self::Brightness => "brightness",
+            Self::Color => "color",
+            Self::ColorTemperature => "colorTemperatureK",
+            Self::TargetTemperature => "targetTemperatureC",
+            Self::ThermostatMode => "mode",
+            Self::Lock => "lock",
+            Self::Streaming => "streaming",
+            Self::Temperature => "temperatureC",
+            Self::Humidity => "humidity",
+            Self::Motion => "motion",
+            Self::Contact => "contact",
+        }
+    }
+
+    /// Whether an owner may set this field in `desired`.
+    pub fn writable(self) -> bool {
+        !matches!(
+            self,
+            Self::Temperature | Self::Humidity | Self::Motion | Self::Contact
+        )
+    }
+
+    /// Checks a desired value for this capability.
+    fn check(self, value: &Value) -> Result<(), &'static str> {
+        let in_range = |lo: f64, hi: f64| value.as_f64().is_some_and(|v| (lo..=hi).contains(&v));
+        let one_of = |allowed: &[&str]| value.as_str().is_some_and(|v| allowed.contains(&v));
+        let ok = match self {
+            Self::Power => one_of(&["on", "off"]),
+            Self::Brightness => value.as_u64().is_some_and(|v| v <= 100),
+            Self::Color => value.as_object().is_some_and(|c| {
+                c.len() == 3
+                    && c.get("h")
+                        .and_then(Value::as_f64)
+                        .is_some_and(|h| (0.0..=360.0).contains(&h))
+                    && c.get("s")
+                        .and_then(Value::as_f64)
+                        .is_some_and(|s| (0.0..=1.0).contains(&s))
+                    && c.get("v")
+                        .and_then(Value::as_f64)
+                        .is_some_and(|v| (0.0..=1.0).contains(&v))
+            }),
+            Self::ColorTemperature => value.as_u64().is_some_and(|v| (1000..=10_000).contains(&v)),
+            Self::TargetTemperature => in_range(5.0, 35.0),
+            Self::ThermostatMode => one_of(&["heat", "cool", "auto", "off"]),
+            Self::Lock => one_of(&["locked", "unlocked"]),
+            Self::Streaming | Self::Motion => value.is_boolean(),
+            Self::Temperature => value.is_number(),
+            Self::Humidity => in_range(0.0, 100.0),
+            Self::Contact => one_of(&["open", "closed"]),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(match self {
+                Self::Power => "must be \"on\" or \"off\"",
+                Self::Brightness => "must be an integer from 0 to 100",
+                Self::Color => "must be {\"h\": 0-360, \"s\": 0-1, \"v\": 0-1}",
+                Self::ColorTemperature => "must be an integer from 1000 to 10000",
+                Self::TargetTemperature => "must be a number from 5 to 35",
+                Self::ThermostatMode => "must be one of heat, cool, auto, off",
+                Self::Lock => "must be \"locked\" or \"unlocked\"",
+                Self::Streaming | Self::Motion => "must be a boolean",
+                Self::Temperature => "must be a number",
+                Self::Humidity => "must be a number from 0 to 100",
+                Self::Contact => "must be \"open\" or \"closed\"",
+            })
+        }
+    }
+}
+
+/// A desired-state field that the device type does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` {reason}")]
+pub struct CapabilityError {
+    /// The offending field.
+    pub field: String,
+    /// Why it is refused.
+    pub reason: &'static str,
+}
+
+impl DeviceType {
+    /// Every device type.
+    pub const ALL: [DeviceType; 6] = [
+        Self::Light,
+        Self::Plug,
+        Self::Thermostat,
+        Self::Lock,
+        Self::Camera,
+        Self::Sensor,
+    ];
+
+    /// What this type of device can do or report.
+    pub fn capabilities(self) -> &'static [Capability] {
+        use Capability as C;
+        match self {
+            Self::Light => &[C::Power, C::Brightness, C::Color, C::ColorTemperature],
+            Self::Plug => &[C::Power],
+            Self::Thermostat => &[
+                C::TargetTemperature,
+                C::ThermostatMode,
+                C::Temperature,
+                C::Humidity,
+            ],
+            Self::Lock => &[C::Lock],
+            Self::Camera => &[C::Power, C::Streaming, C::Motion],
+            Self::Sensor => &[C::Temperature, C::Humidity, C::Motion, C::Contact],
+        }
+    }
+
+    /// Checks a partial desired document against the type's writable capabilities. `null`
+    /// (delete the field) is accepted for any writable field.
+    pub fn validate_desired(self, desired: &Object) -> Result<(), CapabilityError> {
+        for (field, value) in desired {
+            let capability = self
+                .capabilities()
+                .iter()
+                .find(|c| c.field() == field)
+                .ok_or_else(|| CapabilityError {
+                    field: field.clone(),
+                    reason: "is not a capability of this device type",
+                })?;
+            if !capability.writable() {
+                return Err(CapabilityError {
+                    field: field.clone(),
+                    reason: "is reported by the device and cannot be set",
+                });
+            }
+            if !value.is_null() {
+                capability.check(value).map_err(|reason| CapabilityError {
+                    field: field.clone(),
+                    reason,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A registered device (registry data; its state lives in the projection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Thing name.
+    pub id: DeviceId,
+    /// The maker's product.
+    pub product: ProductId,
+    /// The household it belongs to, once claimed.
+    pub household: Option<HouseholdId>,
+    /// Display name chosen by the owner.
+    pub name: String,
+    /// What kind of device it is.
+    pub device_type: DeviceType,
+    /// When it was registered (milliseconds since the epoch).
+    pub created_at: u64,
+}
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Validates a display name: 1–64 characters, no control characters, not blank.
+pub fn validate_name(name: &str) -> Result<(), &'static str> {
+    if name.trim().is_empty() {
+        Err("must not be blank")
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Err("must be at most 64 characters")
+    } else if name.chars().any(char::is_control) {
+        Err("must not contain control characters")
+    } else {
+        Ok(())
+    }
+}
+
+/// A household: the unit devices belong to and users share.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Household {
+    /// Identifier.
+    pub id: HouseholdId,
+    /// Display name.
+    pub name: String,
+}
+
+/// A user's role in a household.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Can read, command, share, rename and delete.
+    Owner,
+    /// Can read and command.
+    Member,
+}
+
+/// A user's membership of a household.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The user.
+    pub user: UserId,
+    /// The household.
+    pub household: HouseholdId,
+    /// The user's role in it.
+    pub role: Role,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn thing_names_follow_aws_rules() {
+        assert!(DeviceId::parse("hth-01J9Z3:lamp_1").is_ok());
+        assert!(DeviceId::parse("").is_err());
+        assert!(DeviceId::parse("a/b").is_err());
+        assert!(DeviceId::parse("a+b").is_err());
+        assert!(DeviceId::parse("x".repeat(129)).is_err());
+        assert!(DeviceId::parse("x".repeat(128)).is_ok());
+        let parsed: Result<DeviceId, _> = serde_json::from_value(json!("bad#id"));
+        assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn desired_state_is_checked_against_capabilities() {
+        let lock = DeviceType::Lock;
+        let ok = json!({"lock": "locked"});
+        assert_eq!(
+            ok.as_object().map(|o| lock.validate_desired(o)),
+            Some(Ok(()))
+        );
+        let bad = json!({"brightness": 10});
+        let err = bad.as_object().map(|o| lock.validate_desired(o));
+        assert!(
+            matches!(err, Some(Err(CapabilityError { ref field, .. })) if field == "brightness")
+        );
+        let light = DeviceType::Light;
+        for (doc, ok) in [
+            (json!({"brightness": 100, "power": "on"}), true),
+            (json!({"brightness": 101}), false),
+            (json!({"brightness": null}), true),
+            (json!({"color": {"h": 120, "s": 0.5, "v": 1}}), true),
+            (json!({"color": {"h": 400, "s": 0.5, "v": 1}}), false),
+        ] {
+            let result = doc.as_object().map(|o| light.validate_desired(o).is_ok());
+            assert_eq!(result, Some(ok), "{doc}");
+        }
+        let sensor = json!({"temperatureC": 20});
+        assert!(
+            sensor
+                .as_object()
+                .is_some_and(|o| DeviceType::Sensor.validate_desired(o).is_err())
+        );
+    }
+
+    #[test]
+    fn every_type_has_capabilities_with_distinct_fields() {
+        for t in DeviceType::ALL {
+            let fields: std::collections::HashSet<_> =
+                t.capabilities().iter().map(|c| c.field()).collect();
+            assert_eq!(fields.len(), t.capabilities().len(), "{t:?}");
+            assert!(!fields.is_empty());
+        }
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert!(validate_name("Kitchen lamp").is_ok());
+        assert!(validate_name("  ").is_err());
+        assert!(validate_name("a\u{0}b").is_err());
+        assert!(validate_name(&"x".repeat(65)).is_err());
+    }
+}

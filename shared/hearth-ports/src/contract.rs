@@ -1,0 +1,419 @@
+//! The contract test suite: what every adapter of a port must do. Each function drives an
+//! adapter through scenarios and panics (like `assert!`) on the first deviation. Ids are
+//! prefixed with `prefix` so several runs can share one backing store.
+//!
+//! Used by the in-memory adapters' tests here, by `hearth-aws` against moto server, and by the
+//! local stack's embedded adapters.
+
+use futures_util::future::join_all;
+use hearth_domain::device::{
+    Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role, UserId,
+};
+use hearth_domain::projection::{
+    Changes, Connectivity, DeviceState, PresenceKind, ShadowProjection, Telemetry,
+};
+use hearth_domain::shadow::Object;
+use serde_json::Value;
+
+use crate::{DeadLetter, DeadLetterSink, DeviceRegistry, StateStore};
+
+fn id<T, E: std::fmt::Debug>(parsed: Result<T, E>) -> T {
+    match parsed {
+        Ok(v) => v,
+        Err(e) => panic!("invalid test id: {e:?}"),
+    }
+}
+
+fn ok<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("{what} failed: {e}"),
+    }
+}
+
+fn object(pairs: &[(&str, Value)]) -> Object {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn doc(version: u64, received_at: u64, reported: Object) -> DeviceState {
+    DeviceState {
+        shadow: Some(ShadowProjection {
+            version,
+            received_at,
+            timestamp: received_at / 1000,
+            desired: None,
+            reported: Some(reported),
+        }),
+        ..DeviceState::default()
+    }
+}
+
+fn version(state: Option<&DeviceState>) -> Option<u64> {
+    state.and_then(|s| s.shadow.as_ref()).map(|s| s.version)
+}
+
+/// The [`StateStore`] contract.
+pub async fn state_store(store: &dyn StateStore, prefix: &str) {
+    let thing = id(DeviceId::parse(format!("{prefix}-state-1")));
+    assert_eq!(
+        ok(store.get_state(&thing).await, "get_state"),
+        None,
+        "unknown device has no state"
+    );
+
+    // Shadow: forward-only by version; duplicates and older versions are no-ops.
+    let on = object(&[("power", "on".into()), ("level", 40.into())]);
+    let off = object(&[("power", "off".into())]);
+    let changes = ok(
+        store.apply(&thing, &doc(2, 2_000, on.clone())).await,
+        "apply",
+    );
+    assert!(changes.shadow, "first document applies");
+    let changes = ok(
+        store.apply(&thing, &doc(1, 1_000, off.clone())).await,
+        "apply",
+    );
+    assert_eq!(changes, Changes::default(), "older version is a no-op");
+    let changes = ok(
+        store.apply(&thing, &doc(2, 2_000, on.clone())).await,
+        "apply",
+    );
+    assert_eq!(changes, Changes::default(), "duplicate is a no-op");
+    let state = ok(store.get_state(&thing).await, "get_state");
+    assert_eq!(version(state.as_ref()), Some(2));
+    assert_eq!(
+        state
+            .as_ref()
+            .and_then(|s| s.shadow.as_ref())
+            .and_then(|s| s.reported.clone()),
+        Some(on.clone()),
+        "reported state round-trips"
+    );
+
+    // One update with a stale shadow, a newer presence and an older last-seen: only the
+    // presence advances.
+    let seeded = DeviceState {
+        last_seen: Some(5_000),
+        ..DeviceState::default()
+    };
+    ok(store.apply(&thing, &seeded).await, "apply");
+    let mut mixed = doc(1, 1_500, off.clone());
+    mixed.connectivity = Some(Connectivity {
+        connected: true,
+        event: PresenceKind::Connected,
+        version_number: 3,
+        timestamp: 1_700,
+        disconnect_reason: None,
+    });
+    mixed.last_seen = Some(4_000);
+    let changes = ok(store.apply(&thing, &mixed).await, "apply");
+    assert_eq!(
+        changes,
+        Changes {
+            connectivity: true,
+            ..Changes::default()
+        },
+        "a stale concern never blocks another"
+    );
+    let state = ok(store.get_state(&thing).await, "get_state").unwrap_or_default();
+    assert_eq!(state.shadow.as_ref().map(|s| s.version), Some(2));
+    assert_eq!(state.connectivity, mixed.connectivity);
+    assert_eq!(state.last_seen, Some(5_000));
+
+    // Presence: an older session's disconnect is a no-op; the same session's applies.
+    let disconnect = |version_number, timestamp| DeviceState {
+        connectivity: Some(Connectivity {
+            connected: false,
+            event: PresenceKind::Disconnected,
+            version_number,
+            timestamp,
+            disconnect_reason: Some("CONNECTION_LOST".to_owned()),
+        }),
+        ..DeviceState::default()
+    };
+    let changes = ok(store.apply(&thing, &disconnect(2, 9_000)).await, "apply");
+    assert!(!changes.connectivity, "older session");
+    let changes = ok(store.apply(&thing, &disconnect(3, 1_800)).await, "apply");
+    assert!(changes.connectivity, "same session, later");
+    let state = ok(store.get_state(&thing).await, "get_state").unwrap_or_default();
+    assert_eq!(
+        state
+            .connectivity
+            .map(|c| (c.connected, c.disconnect_reason)),
+        Some((false, Some("CONNECTION_LOST".to_owned())))
+    );
+
+    // Shadow delete resets the version epoch.
+    let delete = |at| DeviceState {
+        shadow_deleted_at: Some(at),
+        ..DeviceState::default()
+    };
+    let changes = ok(store.apply(&thing, &delete(3_000)).await, "apply");
+    assert!(changes.shadow, "delete applies");
+    let state = ok(store.get_state(&thing).await, "get_state").unwrap_or_default();
+    assert_eq!(state.shadow, None, "delete clears the document");
+    assert_eq!(state.shadow_deleted_at, Some(3_000));
+    assert_eq!(state.last_seen, Some(5_000), "delete leaves other concerns");
+    let changes = ok(
+        store.apply(&thing, &doc(1, 3_500, off.clone())).await,
+        "apply",
+    );
+    assert!(changes.shadow, "recreated shadow (version 1) applies");
+    let changes = ok(
+        store.apply(&thing, &doc(2, 2_000, on.clone())).await,
+        "apply",
+    );
+    assert!(!changes.shadow, "document from before the delete is stale");
+    let changes = ok(store.apply(&thing, &delete(3_000)).await, "apply");
+    assert!(!changes.shadow, "duplicate delete is a no-op");
+
+    // A late delete older than the stored document keeps the document.
+    let other = id(DeviceId::parse(format!("{prefix}-state-2")));
+    ok(
+        store.apply(&other, &doc(9, 9_000, on.clone())).await,
+        "apply",
+    );
+    ok(
+        store.apply(&other, &doc(1, 12_000, off.clone())).await,
+        "apply",
+    );
+    let changes = ok(store.apply(&other, &delete(11_000)).await, "apply");
+    assert!(changes.shadow, "late delete records the epoch");
+    let state = ok(store.get_state(&other).await, "get_state").unwrap_or_default();
+    assert_eq!(state.shadow.as_ref().map(|s| s.version), Some(1));
+    assert_eq!(state.shadow_deleted_at, Some(11_000));
+    let changes = ok(
+        store.apply(&other, &doc(9, 9_000, on.clone())).await,
+        "apply",
+    );
+    assert!(!changes.shadow);
+
+    // Delete and recreation coalesced into one update.
+    let mut both = delete(20_000);
+    both.shadow = doc(1, 21_000, off.clone()).shadow;
+    let changes = ok(store.apply(&other, &both).await, "apply");
+    assert!(changes.shadow);
+    let state = ok(store.get_state(&other).await, "get_state").unwrap_or_default();
+    assert_eq!(state.shadow_deleted_at, Some(20_000));
+    assert_eq!(state.shadow.map(|s| s.received_at), Some(21_000));
+
+    // Telemetry: latest by receive time, payload intact.
+    let product = id(ProductId::parse("thermo-x"));
+    let telemetry = |at: u64, seq: u64| DeviceState {
+        telemetry: Some(Telemetry {
+            received_at: at,
+            product: product.clone(),
+            payload: object(&[
+                ("seq", seq.into()),
+                ("temperatureC", 21.25.into()),
+                ("note", "ünïcode ✓".into()),
+            ]),
+        }),
+        last_seen: Some(at),
+        ..DeviceState::default()
+    };
+    let sensor = id(DeviceId::parse(format!("{prefix}-state-3")));
+    ok(store.apply(&sensor, &telemetry(100, 2)).await, "apply");
+    let changes = ok(store.apply(&sensor, &telemetry(50, 1)).await, "apply");
+    assert_eq!(changes, Changes::default(), "older telemetry is a no-op");
+    let state = ok(store.get_state(&sensor).await, "get_state").unwrap_or_default();
+    assert_eq!(state.telemetry, telemetry(100, 2).telemetry);
+    assert_eq!(state.last_seen, Some(100));
+
+    // Concurrent writers: the newest last-seen wins whatever the interleaving.
+    let racer = id(DeviceId::parse(format!("{prefix}-state-4")));
+    let updates: Vec<DeviceState> = (1..=8u64)
+        .map(|i| DeviceState {
+            last_seen: Some(i * 10),
+            shadow: doc(i, i * 10, on.clone()).shadow,
+            ..DeviceState::default()
+        })
+        .collect();
+    let writes = updates.iter().map(|u| store.apply(&racer, u));
+    for result in join_all(writes).await {
+        ok(result, "concurrent apply");
+    }
+    let state = ok(store.get_state(&racer).await, "get_state").unwrap_or_default();
+    assert_eq!(state.last_seen, Some(80));
+    assert_eq!(state.shadow.map(|s| s.version), Some(8));
+}
+
+/// The [`DeviceRegistry`] contract, including its separation from the [`StateStore`] when both
+/// share a backing store (pass `state`).
+pub async fn registry(registry: &dyn DeviceRegistry, prefix: &str) {
+    let home = id(HouseholdId::parse(format!("{prefix}-home")));
+    let cabin = id(HouseholdId::parse(format!("{prefix}-cabin")));
+    let product = id(ProductId::parse("lamp-x"));
+    let device = |n: usize, household: Option<&HouseholdId>| Device {
+        id: id(DeviceId::parse(format!("{prefix}-dev-{n}"))),
+        product: product.clone(),
+        household: household.cloned(),
+        name: format!("Lamp {n}"),
+        device_type: DeviceType::Light,
+        created_at: 1_700_000_000_000 + n as u64,
+    };
+    let missing = id(DeviceId::parse(format!("{prefix}-dev-missing")));
+    assert_eq!(ok(registry.get_device(&missing).await, "get_device"), None);
+
+    for n in 0..5 {
+        ok(
+            registry.put_device(&device(n, Some(&home))).await,
+            "put_device",
+        );
+    }
+    ok(
+        registry.put_device(&device(5, Some(&cabin))).await,
+        "put_device",
+    );
+    ok(registry.put_device(&device(6, None)).await, "put_device");
+    assert_eq!(
+        ok(
+            registry.get_device(&device(2, Some(&home)).id).await,
+            "get_device"
+        ),
+        Some(device(2, Some(&home)))
+    );
+
+    // Devices by household, paginated, in id order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = ok(
+            registry
+                .household_devices(&home, 2, cursor.as_deref())
+                .await,
+            "household_devices",
+        );
+        pages += 1;
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|d| d.id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "pagination does not end");
+    }
+    let expected: Vec<DeviceId> = (0..5).map(|n| device(n, None).id).collect();
+    assert_eq!(seen, expected, "all of the household's devices, no others");
+
+    // Moving a device moves it between listings.
+    ok(
+        registry.put_device(&device(4, Some(&cabin))).await,
+        "put_device",
+    );
+    let home_page = ok(registry.household_devices(&home, 10, None).await, "list");
+    assert_eq!(home_page.items.len(), 4);
+    assert_eq!(home_page.next, None);
+    let cabin_page = ok(registry.household_devices(&cabin, 10, None).await, "list");
+    let cabin_ids: Vec<DeviceId> = cabin_page.items.into_iter().map(|d| d.id).collect();
+    assert_eq!(cabin_ids, vec![device(4, None).id, device(5, None).id]);
+
+    // Households and memberships.
+    let household = Household {
+        id: home.clone(),
+        name: "Home".to_owned(),
+    };
+    ok(registry.put_household(&household).await, "put_household");
+    assert_eq!(
+        ok(registry.get_household(&home).await, "get_household"),
+        Some(household)
+    );
+    let alice = id(UserId::parse(format!("{prefix}-alice")));
+    let bob = id(UserId::parse(format!("{prefix}-bob")));
+    for (user, household, role) in [
+        (&alice, &home, Role::Owner),
+        (&alice, &cabin, Role::Member),
+        (&bob, &home, Role::Member),
+    ] {
+        let membership = Membership {
+            user: user.clone(),
+            household: household.clone(),
+            role,
+        };
+        ok(registry.put_membership(&membership).await, "put_membership");
+    }
+    let mut roles: Vec<(HouseholdId, Role)> = ok(registry.memberships(&alice).await, "memberships")
+        .into_iter()
+        .map(|m| (m.household, m.role))
+        .collect();
+    roles.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(roles, vec![(cabin, Role::Member), (home, Role::Owner)]);
+    assert_eq!(ok(registry.memberships(&bob).await, "memberships").len(), 1);
+}
+
+/// Registry and state records of one device never overwrite each other, and state is stored
+/// for a device that is not registered yet.
+pub async fn registry_and_state_are_separate(
+    registry: &dyn DeviceRegistry,
+    store: &dyn StateStore,
+    prefix: &str,
+) {
+    let thing = id(DeviceId::parse(format!("{prefix}-sep-1")));
+    let reported = object(&[("power", "on".into())]);
+    let changes = ok(store.apply(&thing, &doc(1, 1_000, reported)).await, "apply");
+    assert!(changes.shadow, "state of an unregistered device is stored");
+    assert_eq!(ok(registry.get_device(&thing).await, "get_device"), None);
+
+    let device = Device {
+        id: thing.clone(),
+        product: id(ProductId::parse("lamp-x")),
+        household: Some(id(HouseholdId::parse(format!("{prefix}-sep-home")))),
+        name: "Porch".to_owned(),
+        device_type: DeviceType::Light,
+        created_at: 1,
+    };
+    ok(registry.put_device(&device).await, "put_device");
+    let state = ok(store.get_state(&thing).await, "get_state");
+    assert_eq!(
+        version(state.as_ref()),
+        Some(1),
+        "registering keeps the state"
+    );
+
+    let seen = DeviceState {
+        last_seen: Some(2_000),
+        ..DeviceState::default()
+    };
+    ok(store.apply(&thing, &seen).await, "apply");
+    assert_eq!(
+        ok(registry.get_device(&thing).await, "get_device"),
+        Some(device),
+        "state writes keep the registry record"
+    );
+}
+
+/// The [`DeadLetterSink`] contract: every letter is accepted, one result per letter. Returns
+/// the letters sent so the caller can check its backing queue.
+pub async fn dead_letters(sink: &dyn DeadLetterSink) -> Vec<DeadLetter> {
+    let letters = vec![
+        DeadLetter {
+            message_id: "m-1".to_owned(),
+            body: "not json".to_owned(),
+            reason: "not-json".to_owned(),
+            detail: "expected value at line 1 column 1".to_owned(),
+        },
+        DeadLetter {
+            message_id: "m-2".to_owned(),
+            body: "{\"note\": \"ünïcode ✓\"}".to_owned(),
+            reason: "missing-envelope".to_owned(),
+            detail: "envelope field `topic` is missing".to_owned(),
+        },
+        DeadLetter {
+            message_id: "m-3".to_owned(),
+            body: "x".repeat(64 * 1024),
+            reason: "oversize".to_owned(),
+            detail: "too big".to_owned(),
+        },
+    ];
+    let results = sink.send(&letters).await;
+    assert_eq!(results.len(), letters.len(), "one result per letter");
+    for result in results {
+        ok(result, "dead letter");
+    }
+    assert!(sink.send(&[]).await.is_empty());
+    letters
+}
