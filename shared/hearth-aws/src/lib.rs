@@ -1,0 +1,42 @@
+//! Hearth's AWS adapters: the ports of `hearth-ports` implemented on DynamoDB
+//! ([`dynamo::DynamoStateStore`], [`dynamo::DynamoRegistry`]) and SQS
+//! ([`sqs::SqsDeadLetterSink`]).
+//!
+//! This is the only crate that imports `aws-sdk-*`. Conversions between SDK and domain types live
+//! here, never in the domain. Clients are built once per process from [`load_config`], which
+//! reads the standard AWS environment, so `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`
+//! (LocalStack, moto server) work with no code change.
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use hearth_ports::StoreError;
+
+pub mod dynamo;
+pub mod sqs;
+
+/// The shared SDK configuration, from the environment (region, credentials, endpoint URLs).
+/// Build it once per process and every client from it.
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Maps an SDK error to a [`StoreError`]: the service error codes in `permanent` (the request
+/// itself is bad) are [`StoreError::Rejected`]; everything else — throttling, server errors,
+/// timeouts, connection failures — is [`StoreError::Transient`].
+fn classify<E, R>(error: &SdkError<E, R>, permanent: &[&str]) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = DisplayErrorContext(error).to_string();
+    match error {
+        SdkError::ServiceError(service)
+            if service
+                .err()
+                .code()
+                .is_some_and(|code| permanent.contains(&code)) =>
+        {
+            StoreError::Rejected(detail)
+        }
+        _ => StoreError::Transient(detail),
+    }
+}
