@@ -341,8 +341,14 @@ pub async fn registry(registry: &dyn DeviceRegistry, prefix: &str) {
         .map(|m| (m.household, m.role))
         .collect();
     roles.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(roles, vec![(cabin, Role::Member), (home, Role::Owner)]);
+    assert_eq!(roles, vec![(cabin, Role::Member), (home.clone(), Role::Owner)]);
     assert_eq!(ok(registry.memberships(&bob).await, "memberships").len(), 1);
+    let mut members: Vec<(UserId, Role)> = ok(registry.household_members(&home).await, "members")
+        .into_iter()
+        .map(|m| (m.user, m.role))
+        .collect();
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(members, vec![(alice, Role::Owner), (bob, Role::Member)]);
 }
 
 /// Registry and state records of one device never overwrite each other, and state is stored

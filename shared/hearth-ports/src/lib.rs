@@ -79,6 +79,11 @@ pub trait DeviceRegistry: Send + Sync {
     async fn put_membership(&self, membership: &Membership) -> Result<(), StoreError>;
     /// The households a user belongs to, with the role held in each.
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
+    /// The members of a household, with their roles.
+    async fn household_members(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Membership>, StoreError>;
 }
 
 /// A message that can never be processed, on its way to the dead-letter queue.

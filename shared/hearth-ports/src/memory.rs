@@ -109,6 +109,18 @@ impl DeviceRegistry for MemoryRegistry {
             .cloned()
             .collect())
     }
+
+    async fn household_members(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Membership>, StoreError> {
+        Ok(lock(&self.inner)
+            .memberships
+            .values()
+            .filter(|m| &m.household == household)
+            .cloned()
+            .collect())
+    }
 }
 
 /// A [`DeadLetterSink`] that keeps what it was sent.

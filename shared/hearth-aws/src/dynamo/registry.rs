@@ -48,6 +48,45 @@ impl DynamoRegistry {
         Ok(())
     }
 
+    /// Every membership item under `pk` whose sort key starts with `prefix`, on the table or
+    /// on GSI1.
+    async fn query_memberships(
+        &self,
+        index: Option<&str>,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let (pk_name, sk_name) = match index {
+            Some(_) => (GSI1PK, GSI1SK),
+            None => (PK, SK),
+        };
+        let mut memberships = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(&e, PERMANENT))?;
+            for item in output.items() {
+                memberships.push(decode_membership(item)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(memberships),
+            }
+        }
+    }
+
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
@@ -234,30 +273,15 @@ impl DeviceRegistry for DynamoRegistry {
     }
 
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
-        let mut memberships = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(user_pk(user.as_str())))
-                .expression_attribute_values(":prefix", s("HOUSEHOLD#"))
-                .set_exclusive_start_key(start)
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify(&e, PERMANENT))?;
-            for item in output.items() {
-                memberships.push(decode_membership(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) => start = Some(key.clone()),
-                None => return Ok(memberships),
-            }
-        }
+        self.query_memberships(None, user_pk(user.as_str()), "HOUSEHOLD#")
+            .await
+    }
+
+    async fn household_members(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.query_memberships(Some(GSI1), household_pk(household.as_str()), "MEMBER#")
+            .await
     }
 }
