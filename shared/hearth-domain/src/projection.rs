@@ -9,7 +9,7 @@
 //! | shadow (desired, reported, version) | shadow version; a delete starts a new version epoch |
 //! | connectivity | presence `versionNumber`, then event timestamp, then disconnect after connect |
 //! | last seen | receive time |
-//! | latest telemetry | receive time |
+//! | latest telemetry | receive time, then the payload's `seq` number if any |
 //!
 //! A [`DeviceState`] is used both for the stored projection and for an update (a partial state
 //! built from messages): [`DeviceState::merge`] folds a newer partial state in, concern by
@@ -92,6 +92,20 @@ pub struct Telemetry {
     pub product: ProductId,
     /// The device's payload, without the envelope fields.
     pub payload: Object,
+}
+
+impl Telemetry {
+    /// The order of telemetry messages: receive time, then the payload's own `seq` number when
+    /// it has one (two messages of a device received in the same millisecond are otherwise
+    /// indistinguishable; the first one stored wins).
+    pub fn order(&self) -> (u64, u64) {
+        let seq = self
+            .payload
+            .get("seq")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        (self.received_at, seq)
+    }
 }
 
 /// A device's state projection, or a partial state to merge into one.
@@ -177,7 +191,7 @@ impl DeviceState {
             && self
                 .telemetry
                 .as_ref()
-                .is_none_or(|have| have.received_at < t.received_at)
+                .is_none_or(|have| have.order() < t.order())
         {
             self.telemetry = Some(t.clone());
             changes.telemetry = true;

@@ -76,6 +76,9 @@ pub enum ShadowError {
     /// The thing has no shadow (get or delete of a missing shadow).
     #[error("No shadow exists with name: '{0}'")]
     NotFound(String),
+    /// The service failed (storage); the request may be retried.
+    #[error("Internal service failure")]
+    Internal,
 }
 
 impl ShadowError {
@@ -95,6 +98,7 @@ impl ShadowError {
             Self::VersionConflict => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedEncoding => 415,
+            Self::Internal => 500,
         }
     }
 

@@ -222,6 +222,13 @@ pub async fn state_store(store: &dyn StateStore, prefix: &str) {
     let state = ok(store.get_state(&sensor).await, "get_state").unwrap_or_default();
     assert_eq!(state.telemetry, telemetry(100, 2).telemetry);
     assert_eq!(state.last_seen, Some(100));
+    // Same millisecond: the payload's own sequence number decides; a duplicate is a no-op.
+    let changes = ok(store.apply(&sensor, &telemetry(100, 1)).await, "apply");
+    assert!(!changes.telemetry, "same time, lower seq is a no-op");
+    let changes = ok(store.apply(&sensor, &telemetry(100, 2)).await, "apply");
+    assert!(!changes.telemetry, "duplicate is a no-op");
+    let changes = ok(store.apply(&sensor, &telemetry(100, 3)).await, "apply");
+    assert!(changes.telemetry, "same time, higher seq applies");
 
     // Concurrent writers: the newest last-seen wins whatever the interleaving.
     let racer = id(DeviceId::parse(format!("{prefix}-state-4")));
@@ -341,7 +348,10 @@ pub async fn registry(registry: &dyn DeviceRegistry, prefix: &str) {
         .map(|m| (m.household, m.role))
         .collect();
     roles.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(roles, vec![(cabin, Role::Member), (home.clone(), Role::Owner)]);
+    assert_eq!(
+        roles,
+        vec![(cabin, Role::Member), (home.clone(), Role::Owner)]
+    );
     assert_eq!(ok(registry.memberships(&bob).await, "memberships").len(), 1);
     let mut members: Vec<(UserId, Role)> = ok(registry.household_members(&home).await, "members")
         .into_iter()

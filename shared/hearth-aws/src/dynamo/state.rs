@@ -238,7 +238,7 @@ fn fast_path(thing: &DeviceId, update: &DeviceState) -> Expr {
     }
     if update.telemetry.is_some() {
         write_telemetry(&mut expr, update);
-        let rule = expr.newer_than_stored("telemetry_received_at", "<", "telemetry_received_at");
+        let rule = expr.newer_than_stored("telemetry_order", "<", "telemetry_order");
         expr.conditions.push(rule);
     }
     expr
@@ -321,8 +321,15 @@ fn write_last_seen(expr: &mut Expr, state: &DeviceState) {
     }
 }
 
+/// Telemetry order as one sortable string: receive time, then the payload's `seq`.
+fn telemetry_order(t: &Telemetry) -> String {
+    let (received_at, seq) = t.order();
+    format!("{received_at:020}.{seq:020}")
+}
+
 fn write_telemetry(expr: &mut Expr, state: &DeviceState) {
     let Some(t) = &state.telemetry else { return };
+    expr.set("telemetry_order", s(telemetry_order(t)));
     expr.set("telemetry_received_at", n(t.received_at));
     expr.set("telemetry_product", s(t.product.as_str()));
     expr.set("telemetry", json(&t.payload));

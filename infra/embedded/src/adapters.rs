@@ -1,0 +1,372 @@
+//! The ports' adapters: state projection, registry and dead letters, as JSON records.
+//!
+//! Writes are committed (a killed process loses none of them) but not fsynced one by one: they
+//! share the journal with the queues, so a crash that keeps a queue's delete of a message also
+//! keeps every write the handler made before it, and anything else is redone when the message
+//! is redelivered. Dead letters are the exception: `send` returns once they are fsynced.
+//!
+//! | keyspace | key | value |
+//! |---|---|---|
+//! | `state` | `<thing>` | `DeviceState` |
+//! | `registry` | `d 0x00 <thing>` | `Device` |
+//! | `registry` | `h 0x00 <household>` | `Household` |
+//! | `registry` | `hd 0x00 <household> 0x00 <thing>` | `Device` (the household's devices) |
+//! | `registry` | `m 0x00 <user> 0x00 <household>` | `Membership` |
+//! | `registry` | `hm 0x00 <household> 0x00 <user>` | `Membership` (the household's members) |
+//! | `dead-letters` | `<id: u64 BE>` | `DeadLetter` |
+//!
+//! Identifiers never contain `0x00`, so a prefix ending in `0x00` selects exactly one parent.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fjall::Keyspace;
+use hearth_domain::device::{Device, DeviceId, Household, HouseholdId, Membership, UserId};
+use hearth_domain::projection::{Changes, DeviceState};
+use hearth_ports::{DeadLetter, DeadLetterSink, DeviceRegistry, Page, StateStore, StoreError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::EmbeddedError;
+use crate::db::Shared;
+
+fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, EmbeddedError> {
+    serde_json::to_vec(value).map_err(|e| EmbeddedError::encode(what, e))
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, EmbeddedError> {
+    serde_json::from_slice(bytes).map_err(|e| EmbeddedError::corrupt(what, e))
+}
+
+fn get<T: DeserializeOwned>(
+    keyspace: &Keyspace,
+    what: &'static str,
+    key: &[u8],
+) -> Result<Option<T>, EmbeddedError> {
+    match keyspace.get(key).map_err(EmbeddedError::storage)? {
+        Some(bytes) => decode(what, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `parts` joined by `0x00`.
+fn key(parts: &[&str]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(0);
+        }
+        key.extend_from_slice(part.as_bytes());
+    }
+    key
+}
+
+/// The values of the keys under `prefix` (which ends in `0x00`) after `prefix + after`, in key
+/// order.
+fn scan<T: DeserializeOwned>(
+    keyspace: &Keyspace,
+    what: &'static str,
+    prefix: Vec<u8>,
+    after: Option<&str>,
+) -> impl Iterator<Item = Result<T, EmbeddedError>> {
+    let mut end = prefix.clone();
+    if let Some(last) = end.last_mut() {
+        *last = 1; // the first key past every `prefix ...`
+    }
+    let start = match after {
+        Some(after) => {
+            let mut start = prefix;
+            start.extend_from_slice(after.as_bytes());
+            Bound::Excluded(start)
+        }
+        None => Bound::Included(prefix),
+    };
+    keyspace
+        .range::<Vec<u8>, _>((start, Bound::Excluded(end)))
+        .map(move |item| {
+            let value = item.value().map_err(EmbeddedError::storage)?;
+            decode(what, &value)
+        })
+}
+
+/// The [`StateStore`]: read, [`DeviceState::merge`], write, under a per-device lock.
+#[derive(Clone)]
+pub struct EmbeddedStateStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EmbeddedStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStateStore").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStateStore {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn apply_now(&self, thing: &DeviceId, update: &DeviceState) -> Result<Changes, EmbeddedError> {
+        let key = thing.as_str().as_bytes();
+        let _guard = self.shared.stripe(key);
+        let stored: Option<DeviceState> = get(&self.shared.state, "state", key)?;
+        let existed = stored.is_some();
+        let mut state = stored.unwrap_or_default();
+        let changes = state.merge(update);
+        if changes.any() || !existed {
+            let value = encode("state", &state)?;
+            self.shared
+                .state
+                .insert(key, value)
+                .map_err(EmbeddedError::storage)?;
+        }
+        Ok(changes)
+    }
+}
+
+#[async_trait]
+impl StateStore for EmbeddedStateStore {
+    async fn apply(&self, thing: &DeviceId, update: &DeviceState) -> Result<Changes, StoreError> {
+        Ok(self.apply_now(thing, update)?)
+    }
+
+    async fn get_state(&self, thing: &DeviceId) -> Result<Option<DeviceState>, StoreError> {
+        Ok(get(&self.shared.state, "state", thing.as_str().as_bytes())?)
+    }
+}
+
+/// The [`DeviceRegistry`]: records plus index entries per household, written atomically.
+#[derive(Clone)]
+pub struct EmbeddedRegistry {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EmbeddedRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedRegistry").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedRegistry {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn put_device_now(&self, device: &Device) -> Result<(), EmbeddedError> {
+        let registry = &self.shared.registry;
+        let id = device.id.as_str();
+        let record = key(&["d", id]);
+        let value = encode("device", device)?;
+        let _guard = self.shared.stripe(&record);
+        let old: Option<Device> = get(registry, "device", &record)?;
+        let mut batch = self.shared.batch();
+        if let Some(old) = old.and_then(|d| d.household)
+            && Some(&old) != device.household.as_ref()
+        {
+            batch.remove(registry, key(&["hd", old.as_str(), id]));
+        }
+        if let Some(household) = &device.household {
+            batch.insert(
+                registry,
+                key(&["hd", household.as_str(), id]),
+                value.clone(),
+            );
+        }
+        batch.insert(registry, record, value);
+        batch.commit().map_err(EmbeddedError::storage)
+    }
+
+    fn household_devices_now(
+        &self,
+        household: &HouseholdId,
+        limit: u16,
+        after: Option<&str>,
+    ) -> Result<Page<Device>, EmbeddedError> {
+        let limit = usize::from(limit.max(1));
+        let mut prefix = key(&["hd", household.as_str()]);
+        prefix.push(0);
+        let mut items = Vec::with_capacity(limit);
+        let mut more = false;
+        for device in scan::<Device>(&self.shared.registry, "device", prefix, after) {
+            let device = device?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(device);
+        }
+        let next = if more {
+            items.last().map(|d| d.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    fn list<T: DeserializeOwned>(&self, parts: &[&str]) -> Result<Vec<T>, EmbeddedError> {
+        let mut prefix = key(parts);
+        prefix.push(0);
+        scan(&self.shared.registry, "membership", prefix, None).collect()
+    }
+
+    fn put_membership_now(&self, membership: &Membership) -> Result<(), EmbeddedError> {
+        let registry = &self.shared.registry;
+        let (user, household) = (membership.user.as_str(), membership.household.as_str());
+        let value = encode("membership", membership)?;
+        let mut batch = self.shared.batch();
+        batch.insert(registry, key(&["m", user, household]), value.clone());
+        batch.insert(registry, key(&["hm", household, user]), value);
+        batch.commit().map_err(EmbeddedError::storage)
+    }
+}
+
+#[async_trait]
+impl DeviceRegistry for EmbeddedRegistry {
+    async fn put_device(&self, device: &Device) -> Result<(), StoreError> {
+        Ok(self.put_device_now(device)?)
+    }
+
+    async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        Ok(get(
+            &self.shared.registry,
+            "device",
+            &key(&["d", id.as_str()]),
+        )?)
+    }
+
+    async fn household_devices(
+        &self,
+        household: &HouseholdId,
+        limit: u16,
+        after: Option<&str>,
+    ) -> Result<Page<Device>, StoreError> {
+        Ok(self.household_devices_now(household, limit, after)?)
+    }
+
+    async fn put_household(&self, household: &Household) -> Result<(), StoreError> {
+        let value = encode("household", household)?;
+        self.shared
+            .registry
+            .insert(key(&["h", household.id.as_str()]), value)
+            .map_err(EmbeddedError::storage)?;
+        Ok(())
+    }
+
+    async fn get_household(&self, id: &HouseholdId) -> Result<Option<Household>, StoreError> {
+        Ok(get(
+            &self.shared.registry,
+            "household",
+            &key(&["h", id.as_str()]),
+        )?)
+    }
+
+    async fn put_membership(&self, membership: &Membership) -> Result<(), StoreError> {
+        Ok(self.put_membership_now(membership)?)
+    }
+
+    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        Ok(self.list(&["m", user.as_str()])?)
+    }
+
+    async fn household_members(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Membership>, StoreError> {
+        Ok(self.list(&["hm", household.as_str()])?)
+    }
+}
+
+/// A dead letter as stored.
+#[derive(Serialize)]
+struct LetterRecord<'a> {
+    message_id: &'a str,
+    body: &'a str,
+    reason: &'a str,
+    detail: &'a str,
+}
+
+/// A dead letter as read back.
+#[derive(Deserialize)]
+struct StoredLetter {
+    message_id: String,
+    body: String,
+    reason: String,
+    detail: String,
+}
+
+/// The [`DeadLetterSink`]: letters kept in send order; `send` returns once they are fsynced.
+#[derive(Clone)]
+pub struct EmbeddedDeadLetters {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EmbeddedDeadLetters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedDeadLetters")
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedDeadLetters {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Every letter sent so far, oldest first.
+    pub fn letters(&self) -> Result<Vec<DeadLetter>, EmbeddedError> {
+        self.shared
+            .letters
+            .iter()
+            .map(|item| {
+                let value = item.value().map_err(EmbeddedError::storage)?;
+                let letter: StoredLetter = decode("dead letter", &value)?;
+                Ok(DeadLetter {
+                    message_id: letter.message_id,
+                    body: letter.body,
+                    reason: letter.reason,
+                    detail: letter.detail,
+                })
+            })
+            .collect()
+    }
+
+    async fn send_now(&self, letters: &[DeadLetter]) -> Result<(), EmbeddedError> {
+        let values = letters
+            .iter()
+            .map(|l| {
+                let record = LetterRecord {
+                    message_id: &l.message_id,
+                    body: &l.body,
+                    reason: &l.reason,
+                    detail: &l.detail,
+                };
+                encode("dead letter", &record)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keyspace = &self.shared.letters;
+        self.shared
+            .commit_with_ids(values.len() as u64, |first, batch| {
+                for (id, value) in (first..).zip(values) {
+                    batch.insert(keyspace, id.to_be_bytes(), value);
+                }
+            })?;
+        self.shared.syncer.barrier().await
+    }
+}
+
+#[async_trait]
+impl DeadLetterSink for EmbeddedDeadLetters {
+    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), StoreError>> {
+        if letters.is_empty() {
+            return Vec::new();
+        }
+        match self.send_now(letters).await {
+            Ok(()) => letters.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                let e = StoreError::from(e);
+                letters.iter().map(|_| Err(e.clone())).collect()
+            }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The database: one fjall database under the data directory, its keyspaces, the message-id
+//! counter and the sync thread.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
+
+use crate::EmbeddedError;
+use crate::adapters::{EmbeddedDeadLetters, EmbeddedRegistry, EmbeddedStateStore};
+use crate::queue::{Queue, QueueConfig, QueueCore};
+use crate::shadow::ShadowStore;
+use crate::sync::{Syncer, lock};
+
+/// The database folder inside the data directory.
+const DB_FOLDER: &str = "db";
+/// The `meta` keyspace's key of the next message id.
+const NEXT_ID: &[u8] = b"next-id";
+/// Block cache: the working set of a local stack (device states, shadows) fits.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Queue message bodies kept in memory, in all (beyond it, bodies are read when received);
+/// small in unit tests, which exercise both paths.
+const RESIDENT_BODY_BYTES: usize = if cfg!(test) {
+    64 * 1024
+} else {
+    64 * 1024 * 1024
+};
+/// Journals kept before memtables must be flushed: bounds what is replayed when opening.
+const JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+/// Lock stripes for read-modify-write of one key.
+const STRIPES: usize = 256;
+
+/// The milliseconds since the Unix epoch by the system clock: the `now` to pass to the queues
+/// outside tests.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The embedded database of the local stack: one fjall database in `<data dir>/db`, holding the
+/// state projection, the registry, device shadows, dead letters and queues, with one journal
+/// and one sync thread. Cheap to clone; `Send + Sync`. One process at a time; it closes (with
+/// a final fsync) when the last handle — `Db`, [`Queue`] or adapter — is dropped.
+///
+/// Every operation runs on the caller's thread and is short: memtable and block-cache hits (a
+/// disk read at worst), a journal append handed to the OS. The one long blocking operation, the
+/// fsync, runs on the database's own thread and is awaited, shared by every writer waiting for
+/// it. So the methods can be called from any tokio task without `spawn_blocking`, which would
+/// cost more than most operations. (fjall can still stall a writer briefly when its background
+/// flushes fall behind.)
+///
+/// Durability: every write is committed to the journal before its call returns, so a killed
+/// process loses none; a power loss can lose what was not yet fsynced. Queue sends, shadow puts
+/// and deletes, and dead letters return only once fsynced; [`Db::persist`] is a barrier for the
+/// rest. One journal keeps the order of writes, so a crash never keeps a write and loses an
+/// earlier one.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    queues: Mutex<HashMap<String, Arc<QueueCore>>>,
+}
+
+/// What every handle (queues, adapters) shares.
+pub(crate) struct Shared {
+    path: PathBuf,
+    pub(crate) db: Database,
+    pub(crate) state: Keyspace,
+    pub(crate) registry: Keyspace,
+    pub(crate) shadows: Keyspace,
+    pub(crate) letters: Keyspace,
+    pub(crate) queues: Keyspace,
+    meta: Keyspace,
+    /// The next message (or letter) id; held while committing a batch that allocates ids.
+    next_id: Mutex<u64>,
+    /// Receipt tokens: strictly increasing, seeded from the clock so that a receipt from before
+    /// a restart never matches.
+    tokens: AtomicU64,
+    stripes: Vec<Mutex<()>>,
+    /// Bytes of queue message bodies held in memory.
+    resident: AtomicUsize,
+    pub(crate) syncer: Syncer,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A clean close leaves everything durable.
+        if let Err(e) = self.db.persist(PersistMode::SyncAll) {
+            tracing::error!(error = %e, "final fsync failed");
+        }
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `<data_dir>/db`. Fails with
+    /// [`EmbeddedError::Locked`] if another process has it open.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Db, EmbeddedError> {
+        let path = data_dir.as_ref().join(DB_FOLDER);
+        std::fs::create_dir_all(&path).map_err(|e| EmbeddedError::Storage(Box::new(e)))?;
+        let db = Database::builder(&path)
+            .cache_size(CACHE_BYTES)
+            .max_journaling_size(JOURNAL_BYTES)
+            .open()
+            .map_err(|e| match e {
+                fjall::Error::Locked => EmbeddedError::Locked { path: path.clone() },
+                e => EmbeddedError::storage(e),
+            })?;
+        let keyspace = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(EmbeddedError::storage)
+        };
+        let meta = keyspace("meta")?;
+        let next_id = match meta.get(NEXT_ID).map_err(EmbeddedError::storage)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| EmbeddedError::corrupt("next-id", "not 8 bytes"))?,
+            ),
+            None => 1,
+        };
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let shared = Shared {
+            state: keyspace("state")?,
+            registry: keyspace("registry")?,
+            shadows: keyspace("shadows")?,
+            letters: keyspace("dead-letters")?,
+            queues: keyspace("queues")?,
+            meta,
+            next_id: Mutex::new(next_id),
+            tokens: AtomicU64::new(seed.max(1)),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            resident: AtomicUsize::new(0),
+            syncer: Syncer::start(db.clone(), path.clone())?,
+            db,
+            path,
+        };
+        Ok(Db {
+            inner: Arc::new(Inner {
+                shared: Arc::new(shared),
+                queues: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The database folder (`<data dir>/db`).
+    pub fn path(&self) -> &Path {
+        &self.inner.shared.path
+    }
+
+    /// Opens a queue, creating it if it is new; its messages (from before a restart too) are
+    /// loaded into memory. A redrive policy's dead-letter queue must be opened first. Opening an
+    /// open queue again returns the same queue if the configuration is the same.
+    pub fn queue(&self, name: &str, config: QueueConfig) -> Result<Queue, EmbeddedError> {
+        crate::queue::validate_name(name)?;
+        let mut queues = lock(&self.inner.queues);
+        if let Some(open) = queues.get(name) {
+            return if open.config() == &config {
+                Ok(Queue::from_core(Arc::clone(open)))
+            } else {
+                Err(EmbeddedError::QueueConfigConflict(name.to_owned()))
+            };
+        }
+        let dead_letter = match &config.redrive {
+            Some(redrive) => match queues.get(&redrive.dead_letter_queue) {
+                Some(dlq) => Some(Arc::clone(dlq)),
+                None => {
+                    return Err(EmbeddedError::UnknownQueue(
+                        redrive.dead_letter_queue.clone(),
+                    ));
+                }
+            },
+            None => None,
+        };
+        let core = Arc::new(QueueCore::recover(
+            Arc::clone(&self.inner.shared),
+            name,
+            config,
+            dead_letter,
+        )?);
+        queues.insert(name.to_owned(), Arc::clone(&core));
+        Ok(Queue::from_core(core))
+    }
+
+    /// The state projection store ([`hearth_ports::StateStore`]).
+    pub fn state_store(&self) -> EmbeddedStateStore {
+        EmbeddedStateStore::new(Arc::clone(&self.inner.shared))
+    }
+
+    /// The registry ([`hearth_ports::DeviceRegistry`]).
+    pub fn registry(&self) -> EmbeddedRegistry {
+        EmbeddedRegistry::new(Arc::clone(&self.inner.shared))
+    }
+
+    /// The dead-letter sink ([`hearth_ports::DeadLetterSink`]).
+    pub fn dead_letters(&self) -> EmbeddedDeadLetters {
+        EmbeddedDeadLetters::new(Arc::clone(&self.inner.shared))
+    }
+
+    /// Device shadows.
+    pub fn shadows(&self) -> ShadowStore {
+        ShadowStore::new(Arc::clone(&self.inner.shared))
+    }
+
+    /// A durability barrier: resolves once every write committed before the call is fsynced.
+    /// Concurrent callers (and queue sends) share one fsync.
+    pub async fn persist(&self) -> Result<(), EmbeddedError> {
+        self.inner.shared.syncer.barrier().await
+    }
+}
+
+impl Shared {
+    /// A new fjall batch.
+    pub(crate) fn batch(&self) -> OwnedWriteBatch {
+        self.db.batch()
+    }
+
+    /// Allocates `count` consecutive ids, lets `fill` add the batch's items with them and
+    /// commits, all under the id lock so the persisted counter only grows. Returns the first id.
+    pub(crate) fn commit_with_ids(
+        &self,
+        count: u64,
+        fill: impl FnOnce(u64, &mut OwnedWriteBatch),
+    ) -> Result<u64, EmbeddedError> {
+        let mut next = lock(&self.next_id);
+        let first = *next;
+        let end = first + count;
+        let mut batch = self.db.batch();
+        fill(first, &mut batch);
+        batch.insert(&self.meta, NEXT_ID, end.to_be_bytes());
+        batch.commit().map_err(EmbeddedError::storage)?;
+        *next = end;
+        Ok(first)
+    }
+
+    /// A fresh receipt token.
+    pub(crate) fn token(&self) -> u64 {
+        self.tokens.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` of the resident-body budget, if they fit.
+    pub(crate) fn reserve(&self, bytes: usize) -> bool {
+        self.resident
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |resident| {
+                resident
+                    .checked_add(bytes)
+                    .filter(|&total| total <= RESIDENT_BODY_BYTES)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `bytes` of the resident-body budget.
+    pub(crate) fn release(&self, bytes: usize) {
+        self.resident.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Serialises read-modify-writes of one key (of any keyspace).
+    pub(crate) fn stripe(&self, key: &[u8]) -> MutexGuard<'_, ()> {
+        let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let index = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
+        lock(&self.stripes[index])
+    }
+}

@@ -1,0 +1,18 @@
+//! The local stack's rules engine: the topic rules, SQS queues and queue consumers of
+//! `template.yaml`, read from the template itself so that local routing cannot drift from the
+//! deployed stack, and the AWS IoT SQL subset the rules use, evaluated per message.
+//!
+//! - [`template`]: [`template::load`] / [`template::parse`] read the SAM template into a
+//!   [`template::Routing`] (rules, queues, consumers), resolving parameters, conditions and
+//!   intrinsic functions as a local stack without AWS sees them; [`template::Routing::route`]
+//!   routes one message to the queues.
+//! - [`sql`]: [`sql::Sql`], the SQL subset (`SELECT`, `FROM` with `+` and `#`, `WHERE`,
+//!   `topic()`, `topic(n)`, `timestamp()`, `clientid()`), compiled once and evaluated per message.
+//!
+//! A pure library: no I/O other than [`template::load`] reading the template, no async, no AWS
+//! types. Routing is on the local stack's hot path: topic filters are compiled at startup, the
+//! payload is parsed at most once per message (only its top level: `SELECT *` copies each field's
+//! JSON text unchanged), and a message no rule matches is never parsed.
+
+pub mod sql;
+pub mod template;

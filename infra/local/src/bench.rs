@@ -1,0 +1,240 @@
+//! `hearth-local bench`: both throughput figures of the local stack in one run, on one stack.
+//!
+//! (a) raw passthrough: publishers (a separate `hearth-local simulate --raw` process, QoS 1,
+//!     on `bench/raw/<thing>`, a topic no rule matches) → the embedded broker → an in-process
+//!     subscriber that only counts;
+//! (b) the full pipeline: publishers (a separate `hearth-local simulate` process, QoS 1, on
+//!     `dt/<product>/<thing>/telemetry`) → broker → topic rules → durable queue →
+//!     state processor → embedded storage.
+//!
+//! Rates are measured where the messages arrive: (a) from the subscriber's first to its last
+//! message, (b) from the first to the last message the state processor finished.
+
+use std::fmt;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use crate::stack::{Config, Stack, StackError};
+
+/// The offered load of each phase.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Simulated devices (MQTT connections).
+    pub devices: usize,
+    /// Target messages per second.
+    pub rate: u64,
+    /// Publishing time.
+    pub duration: Duration,
+}
+
+/// One phase's result.
+#[derive(Debug, Clone, Default)]
+pub struct Phase {
+    /// Messages that arrived.
+    pub messages: u64,
+    /// First to last arrival.
+    pub window: Duration,
+    /// What the publisher process printed.
+    pub publisher: String,
+}
+
+impl Phase {
+    /// Messages per second over the window.
+    pub fn rate(&self) -> f64 {
+        let secs = self.window.as_secs_f64();
+        if secs > 0.0 {
+            self.messages as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Both phases.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The offered load.
+    pub load: Load,
+    /// (a) raw passthrough.
+    pub raw: Phase,
+    /// (b) full pipeline.
+    pub pipeline: Phase,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "load: {} devices, target {} msg/s, {} s per phase, QoS 1",
+            self.load.devices,
+            self.load.rate,
+            self.load.duration.as_secs()
+        )?;
+        writeln!(
+            f,
+            "(a) raw passthrough: {} messages in {:.2} s = {:.0} msg/s",
+            self.raw.messages,
+            self.raw.window.as_secs_f64(),
+            self.raw.rate()
+        )?;
+        writeln!(
+            f,
+            "    publishers: {}",
+            self.raw.publisher.trim().replace('\n', "\n    ")
+        )?;
+        writeln!(
+            f,
+            "(b) full pipeline:   {} messages in {:.2} s = {:.0} msg/s",
+            self.pipeline.messages,
+            self.pipeline.window.as_secs_f64(),
+            self.pipeline.rate()
+        )?;
+        writeln!(
+            f,
+            "    publishers: {}",
+            self.pipeline.publisher.trim().replace('\n', "\n    ")
+        )?;
+        let ratio = if self.raw.rate() > 0.0 {
+            self.pipeline.rate() / self.raw.rate()
+        } else {
+            0.0
+        };
+        write!(f, "pipeline / raw = {ratio:.2}")
+    }
+}
+
+/// Starts a stack with `config`, runs both phases, stops the stack.
+pub async fn run(config: Config, load: Load) -> Result<Outcome, StackError> {
+    let stack = Stack::start(config).await?;
+    let raw = raw_phase(&stack, load).await;
+    let pipeline = pipeline_phase(&stack, load).await;
+    stack.stop().await;
+    Ok(Outcome {
+        load,
+        raw: raw?,
+        pipeline: pipeline?,
+    })
+}
+
+async fn publishers(stack: &Stack, load: Load, raw: bool) -> Result<String, StackError> {
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .arg("simulate")
+        .args(["--devices", &load.devices.to_string()])
+        .args(["--rate", &load.rate.to_string()])
+        .args(["--duration", &load.duration.as_secs().to_string()])
+        .args(["--mqtt", &stack.mqtt_addr().to_string()])
+        .args(["--http", &stack.http_addr().to_string()])
+        .args(["--prefix", if raw { "raw" } else { "bench" }])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if raw {
+        command.arg("--raw");
+    }
+    let mut child = command.spawn()?;
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut out).await?;
+    }
+    child.wait().await?;
+    Ok(out)
+}
+
+async fn raw_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {
+    let count = Arc::new(AtomicU64::new(0));
+    let first = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let last = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let mqtt = stack.mqtt_addr();
+    let mut options = MqttOptions::new("bench-subscriber", mqtt.ip().to_string(), mqtt.port());
+    options.set_keep_alive(Duration::from_secs(60));
+    options.set_max_packet_size(256 * 1024, 256 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    client
+        .subscribe("bench/raw/#", QoS::AtLeastOnce)
+        .await
+        .map_err(|e| StackError::Bench(e.to_string()))?;
+    let counter = {
+        let (count, first, last) = (count.clone(), first.clone(), last.clone());
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(_))) => {
+                        let now = Instant::now();
+                        let _ = first.set(now);
+                        count.fetch_add(1, Ordering::Relaxed);
+                        *last
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+    };
+    // Let the subscription settle before the publishers start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let publisher = publishers(stack, load, true).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    counter.abort();
+    let _ = client.disconnect().await;
+    let last = *last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let window = match (first.get(), last) {
+        (Some(first), Some(last)) => last.duration_since(*first),
+        _ => Duration::ZERO,
+    };
+    Ok(Phase {
+        messages: count.load(Ordering::Relaxed),
+        window,
+        publisher,
+    })
+}
+
+async fn pipeline_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {
+    let metrics = stack.metrics();
+    metrics.reset_latency();
+    let start = metrics.processed();
+    let sampler = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut first = None;
+            let mut last = None;
+            let mut seen = start;
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let now = metrics.processed();
+                if now != seen {
+                    let at = Instant::now();
+                    first.get_or_insert(at);
+                    last = Some(at);
+                    seen = now;
+                }
+                if last.is_some_and(|last| last.elapsed() > Duration::from_secs(3)) {
+                    break;
+                }
+            }
+            match (first, last) {
+                (Some(f), Some(l)) => (seen - start, l.duration_since(f)),
+                _ => (0, Duration::ZERO),
+            }
+        })
+    };
+    let publisher = publishers(stack, load, false).await?;
+    let (messages, window) = sampler
+        .await
+        .map_err(|e| StackError::Bench(e.to_string()))?;
+    Ok(Phase {
+        messages,
+        window,
+        publisher,
+    })
+}

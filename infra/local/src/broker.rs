@@ -1,0 +1,247 @@
+//! IoT Core, emulated: the embedded MQTT broker (`mqtt5`, in-process) with the hooks that make it
+//! behave like AWS IoT Core's message broker for Hearth.
+//!
+//! - Every publish, from a client or from the platform itself (shadow replies, presence events),
+//!   goes through the [`Ingress`] (the topic rules read from `template.yaml` and the durable
+//!   queues) *before* the broker acknowledges it, so a PUBACK means the message is on disk.
+//! - Requests on the classic shadow topics are answered by the [`ShadowService`].
+//! - Connects and disconnects publish AWS's lifecycle events on
+//!   `$aws/events/presence/connected|disconnected/<clientId>`, with a `versionNumber` that
+//!   increases per client id across restarts.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mqtt5::QoS;
+use mqtt5::broker::events::{
+    BrokerEventHandler, ClientConnectEvent, ClientDisconnectEvent, ClientPublishEvent,
+    PublishAction,
+};
+use mqtt5::broker::router::MessageRouter;
+use mqtt5::packet::publish::PublishPacket;
+use mqtt5::types::ReasonCode;
+use serde_json::json;
+use tracing::error;
+
+use crate::shadow_service::{ShadowService, request_topic};
+
+/// Where published messages enter the platform: the topic rules and their queues.
+#[async_trait]
+pub trait Ingress: Send + Sync {
+    /// Routes one message through the rules; returns once every queued copy is durable.
+    async fn accept(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        client_id: &str,
+        now_ms: u64,
+    ) -> Result<(), String>;
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The broker's event hooks.
+pub struct Hooks {
+    router: RwLock<Option<Arc<MessageRouter>>>,
+    /// The platform behind the broker; `None` once detached (the stack stopped), so broker tasks
+    /// that outlive the stack hold no storage.
+    platform: RwLock<Option<Arc<Platform>>>,
+    sessions: Mutex<Sessions>,
+}
+
+struct Platform {
+    ingress: Arc<dyn Ingress>,
+    shadows: ShadowService,
+}
+
+/// Presence bookkeeping: the version of each open session, oldest first, per client id.
+struct Sessions {
+    next_version: u64,
+    open: HashMap<String, VecDeque<u64>>,
+}
+
+impl Hooks {
+    /// Hooks routing into `ingress` and answering shadow requests with `shadows`.
+    pub fn new(ingress: Arc<dyn Ingress>, shadows: ShadowService) -> Self {
+        Self {
+            router: RwLock::new(None),
+            platform: RwLock::new(Some(Arc::new(Platform { ingress, shadows }))),
+            // Seeded from the clock, so versions keep increasing across restarts.
+            sessions: Mutex::new(Sessions {
+                next_version: now_ms(),
+                open: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Connects the hooks to the running broker's router (for the platform's own publishes).
+    pub fn attach(&self, router: Arc<MessageRouter>) {
+        *self.router.write().unwrap_or_else(PoisonError::into_inner) = Some(router);
+    }
+
+    /// Disconnects the platform: later events are dropped (the stack is stopping).
+    pub fn detach(&self) {
+        *self
+            .platform
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        *self.router.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn platform(&self) -> Option<Arc<Platform>> {
+        self.platform
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes a message as the platform: through the rules, then to subscribers.
+    pub async fn publish_internal(&self, topic: &str, payload: Vec<u8>, now: u64) {
+        let Some(platform) = self.platform() else {
+            return;
+        };
+        if let Err(e) = platform.ingress.accept(topic, &payload, "", now).await {
+            error!(topic, error = %e, "could not queue a platform message");
+        }
+        let router = self
+            .router
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(router) = router {
+            let packet = PublishPacket::new(topic, Bytes::from(payload), QoS::AtLeastOnce);
+            router.route_message(&packet, None).await;
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn connected(&self, client_id: &str) {
+        let now = now_ms();
+        let version = {
+            let mut sessions = self.sessions();
+            sessions.next_version += 1;
+            let version = sessions.next_version;
+            sessions
+                .open
+                .entry(client_id.to_owned())
+                .or_default()
+                .push_back(version);
+            version
+        };
+        let event = json!({
+            "clientId": client_id,
+            "timestamp": now,
+            "eventType": "connected",
+            "sessionIdentifier": format!("{version:032x}"),
+            "principalIdentifier": client_id,
+            "ipAddress": "127.0.0.1",
+            "versionNumber": version,
+        });
+        let topic = format!("$aws/events/presence/connected/{client_id}");
+        self.publish_internal(&topic, event.to_string().into_bytes(), now)
+            .await;
+    }
+
+    async fn disconnected(&self, client_id: &str, reason: ReasonCode, unexpected: bool) {
+        let now = now_ms();
+        let version = {
+            let mut sessions = self.sessions();
+            let version = sessions
+                .open
+                .get_mut(client_id)
+                .and_then(VecDeque::pop_front);
+            if sessions.open.get(client_id).is_some_and(VecDeque::is_empty) {
+                sessions.open.remove(client_id);
+            }
+            version.unwrap_or(sessions.next_version)
+        };
+        let reason_name = disconnect_reason(reason, unexpected);
+        let event = json!({
+            "clientId": client_id,
+            "timestamp": now,
+            "eventType": "disconnected",
+            "sessionIdentifier": format!("{version:032x}"),
+            "principalIdentifier": client_id,
+            "clientInitiatedDisconnect": reason_name == "CLIENT_INITIATED_DISCONNECT",
+            "disconnectReason": reason_name,
+            "versionNumber": version,
+        });
+        let topic = format!("$aws/events/presence/disconnected/{client_id}");
+        self.publish_internal(&topic, event.to_string().into_bytes(), now)
+            .await;
+    }
+
+    async fn published(&self, event: ClientPublishEvent) -> PublishAction {
+        let Some(platform) = self.platform() else {
+            return PublishAction::Continue;
+        };
+        let now = now_ms();
+        if let Err(e) = platform
+            .ingress
+            .accept(&event.topic, &event.payload, &event.client_id, now)
+            .await
+        {
+            error!(topic = %event.topic, client_id = %event.client_id, error = %e, "could not queue a device message");
+        }
+        if let Some((thing, op)) = request_topic(&event.topic) {
+            for reply in platform
+                .shadows
+                .handle(thing, op, &event.payload, now / 1000)
+                .await
+            {
+                self.publish_internal(&reply.topic, reply.payload, now)
+                    .await;
+            }
+        }
+        PublishAction::Continue
+    }
+}
+
+/// AWS's `disconnectReason` for an MQTT disconnect.
+fn disconnect_reason(reason: ReasonCode, unexpected: bool) -> &'static str {
+    match reason {
+        ReasonCode::SessionTakenOver => "DUPLICATE_CLIENTID",
+        ReasonCode::KeepAliveTimeout => "MQTT_KEEP_ALIVE_TIMEOUT",
+        ReasonCode::NotAuthorized | ReasonCode::BadUsernameOrPassword => "AUTH_ERROR",
+        ReasonCode::ServerShuttingDown | ReasonCode::AdministrativeAction => {
+            "SERVER_INITIATED_DISCONNECT"
+        }
+        ReasonCode::ProtocolError | ReasonCode::MalformedPacket | ReasonCode::PacketTooLarge => {
+            "CLIENT_ERROR"
+        }
+        _ if unexpected => "CONNECTION_LOST",
+        _ => "CLIENT_INITIATED_DISCONNECT",
+    }
+}
+
+type Hook<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl BrokerEventHandler for Hooks {
+    fn on_client_connect<'a>(&'a self, event: ClientConnectEvent) -> Hook<'a, ()> {
+        Box::pin(async move { self.connected(&event.client_id).await })
+    }
+
+    fn on_client_disconnect<'a>(&'a self, event: ClientDisconnectEvent) -> Hook<'a, ()> {
+        Box::pin(async move {
+            self.disconnected(&event.client_id, event.reason, event.unexpected)
+                .await;
+        })
+    }
+
+    fn on_client_publish<'a>(&'a self, event: ClientPublishEvent) -> Hook<'a, PublishAction> {
+        Box::pin(self.published(event))
+    }
+}

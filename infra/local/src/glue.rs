@@ -1,0 +1,439 @@
+//! The wiring between the pieces: the template's routing (`hearth-iot-rules`), the embedded
+//! storage and queues (`hearth-embedded`), and the broker, pipeline and HTTP traits of this crate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use hearth_domain::device::DeviceId;
+use hearth_domain::shadow::Shadow;
+use hearth_embedded::{Db, EmbeddedError, Queue, QueueConfig, Receipt, Redrive};
+use hearth_iot_rules::template::{self, Consumer, Routing};
+use hearth_ports::{DeadLetterSink, StateStore, StoreError};
+use hearth_state_processor::Ports;
+use serde_json::{Value, json};
+use tracing::debug;
+
+use crate::broker::Ingress;
+use crate::http::Inspect;
+use crate::metrics::{Measured, Metrics};
+use crate::pipeline::{LocalFunction, LocalQueue, Received};
+use crate::shadow_service::ShadowStorage;
+use crate::stack::StackError;
+
+/// Reads the template's routing.
+pub fn load_routing(path: &Path) -> Result<Routing, StackError> {
+    template::load(path).map_err(|e| StackError::Template {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Topic rules in the routing.
+pub fn rule_count(routing: &Routing) -> usize {
+    routing.rules().len()
+}
+
+/// An SQS event source as the pipeline runs it.
+pub struct ConsumerSpec {
+    /// Function logical id.
+    pub function: String,
+    /// Cargo binary (selects the handler).
+    pub binary: String,
+    /// Queue logical id.
+    pub queue: String,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Batching window.
+    pub batching_window: Duration,
+    /// Parallel batches.
+    pub concurrency: usize,
+    /// The function's environment, resolved.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// The enabled SQS event sources of the template.
+pub fn consumers(routing: &Routing) -> Vec<ConsumerSpec> {
+    routing
+        .consumers()
+        .iter()
+        .filter(|c| c.enabled)
+        .map(|c: &Consumer| ConsumerSpec {
+            function: c.function.clone(),
+            binary: c.binary.clone(),
+            queue: c.queue.clone(),
+            batch_size: usize::try_from(c.batch_size).unwrap_or(10).max(1),
+            batching_window: c.batching_window,
+            // Lambda's default for SQS is up to 1,000 concurrent batches; locally a few pollers
+            // keep two cores busy.
+            concurrency: c
+                .maximum_concurrency
+                .map_or(4, |n| usize::try_from(n).unwrap_or(4))
+                .clamp(1, 8),
+            environment: c.environment.clone(),
+        })
+        .collect()
+}
+
+fn storage_error(data_dir: &Path, e: &EmbeddedError) -> StackError {
+    StackError::Storage {
+        path: data_dir.display().to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// The embedded database and the adapters on it.
+#[derive(Clone)]
+pub struct Storage {
+    db: Db,
+    path: std::path::PathBuf,
+}
+
+/// Every queue of the template, by logical id.
+pub type Queues = HashMap<String, Arc<Queue>>;
+
+impl Storage {
+    /// Opens the database under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Storage, StackError> {
+        let db = Db::open(data_dir).map_err(|e| storage_error(data_dir, &e))?;
+        Ok(Storage {
+            db,
+            path: data_dir.to_path_buf(),
+        })
+    }
+
+    /// Opens every queue of the routing with its template settings.
+    pub fn open_queues(&self, routing: &Routing) -> Result<Queues, StackError> {
+        let mut queues = Queues::new();
+        // A dead-letter queue must be open before the queues that redrive to it.
+        let mut pending: Vec<_> = routing.queues().iter().collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, spec)| {
+                spec.redrive
+                    .as_ref()
+                    .is_none_or(|r| queues.contains_key(&r.dead_letter_queue))
+            });
+            pending = waiting;
+            if ready.is_empty() && pending.len() == before {
+                return Err(StackError::Template {
+                    path: self.path.display().to_string(),
+                    detail: "queues redrive to each other in a cycle".to_owned(),
+                });
+            }
+            for (name, spec) in ready {
+                let config = QueueConfig {
+                    visibility_timeout: spec.visibility_timeout,
+                    retention: spec.message_retention,
+                    redrive: spec.redrive.as_ref().map(|r| Redrive {
+                        dead_letter_queue: r.dead_letter_queue.clone(),
+                        max_receive_count: r.max_receive_count,
+                    }),
+                };
+                let queue = self
+                    .db
+                    .queue(name, config)
+                    .map_err(|e| storage_error(&self.path, &e))?;
+                queues.insert(name.clone(), Arc::new(queue));
+            }
+        }
+        Ok(queues)
+    }
+
+    /// The shadow storage.
+    pub fn shadows(&self) -> Arc<dyn ShadowStorage> {
+        Arc::new(Shadows(self.db.shadows()))
+    }
+
+    /// Flushes everything to disk.
+    pub fn close(&self) {
+        drop(self.db.clone());
+    }
+}
+
+struct Shadows(hearth_embedded::ShadowStore);
+
+fn store_error(e: EmbeddedError) -> StoreError {
+    StoreError::Transient(e.to_string())
+}
+
+#[async_trait]
+impl ShadowStorage for Shadows {
+    async fn get(&self, thing: &str) -> Result<Option<Shadow>, StoreError> {
+        self.0.get(thing).await.map_err(store_error)
+    }
+
+    async fn put(&self, thing: &str, shadow: &Shadow) -> Result<(), StoreError> {
+        self.0.put(thing, shadow).await.map_err(store_error)
+    }
+
+    async fn delete(&self, thing: &str) -> Result<(), StoreError> {
+        self.0.delete(thing).await.map(|_| ()).map_err(store_error)
+    }
+}
+
+/// The template's topic rules in front of the durable queues.
+pub struct RulesIngress {
+    routing: Routing,
+    queues: Queues,
+}
+
+impl RulesIngress {
+    /// Rules of `routing` sending to `queues`.
+    pub fn new(routing: &Routing, queues: &Queues) -> Self {
+        Self {
+            routing: routing.clone(),
+            queues: queues.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Ingress for RulesIngress {
+    async fn accept(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        client_id: &str,
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let routed = self.routing.route(topic, payload, client_id, now_ms);
+        if routed.is_empty() {
+            debug!(topic, "no topic rule matched");
+        }
+        for (queue, body) in routed {
+            let Some(queue) = self.queues.get(queue) else {
+                return Err(format!("rule targets unknown queue {queue}"));
+            };
+            queue
+                .send_batch(&[body], now_ms)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// A durable queue as the pipeline sees it.
+struct PipelineQueue(Arc<Queue>);
+
+#[async_trait]
+impl LocalQueue for PipelineQueue {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    async fn receive(&self, max: usize) -> Result<Vec<Received>, String> {
+        let received = self
+            .0
+            .receive(max, hearth_embedded::now_ms())
+            .map_err(|e| e.to_string())?;
+        Ok(received
+            .into_iter()
+            .map(|m| Received {
+                message_id: m.message_id.to_string(),
+                receipt: m.receipt.to_string(),
+                body: String::from_utf8_lossy(m.body.as_bytes()).into_owned(),
+                receive_count: m.receive_count,
+                sent_at: m.sent_at,
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipts: &[String]) -> Result<(), String> {
+        let receipts: Vec<Receipt> = receipts.iter().filter_map(|r| r.parse().ok()).collect();
+        self.0
+            .delete(&receipts)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn wait(&self, timeout: Duration) {
+        self.0.wait(timeout).await;
+    }
+}
+
+/// The queue an event source reads.
+pub fn queue_for(
+    consumer: &ConsumerSpec,
+    queues: &Queues,
+) -> Result<Arc<dyn LocalQueue>, StackError> {
+    let queue = queues
+        .get(&consumer.queue)
+        .ok_or_else(|| StackError::Function {
+            function: consumer.function.clone(),
+            detail: format!(
+                "reads queue {} that the template does not define",
+                consumer.queue
+            ),
+        })?;
+    Ok(Arc::new(PipelineQueue(queue.clone())))
+}
+
+/// The state processor, run in-process with the embedded adapters.
+struct StateProcessor {
+    store: Arc<dyn StateStore>,
+    dead_letters: Arc<dyn DeadLetterSink>,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl LocalFunction for StateProcessor {
+    async fn invoke(&self, event: &SqsEvent) -> Result<SqsBatchResponse, String> {
+        let ports = Ports {
+            store: &*self.store,
+            dead_letters: &*self.dead_letters,
+        };
+        let (response, _) = hearth_state_processor::handle(ports, event)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.metrics
+            .batch(event.records.len(), response.batch_item_failures.len());
+        Ok(response)
+    }
+}
+
+fn env<'a>(consumer: &'a ConsumerSpec, name: &str) -> Result<&'a str, StackError> {
+    consumer
+        .environment
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| StackError::Function {
+            function: consumer.function.clone(),
+            detail: format!("the template does not set {name}"),
+        })
+}
+
+/// The handler for a consumer's binary, wired to local resources named by its environment
+/// (`local://table/<LogicalId>`, `local://queue/<LogicalId>`).
+pub fn function_for(
+    consumer: &ConsumerSpec,
+    storage: &Storage,
+    queues: &Queues,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn LocalFunction>, StackError> {
+    match consumer.binary.as_str() {
+        "hearth-state-processor" => {
+            let table = env(consumer, "HEARTH_TABLE_NAME")?;
+            if !table.starts_with("local://table/") {
+                return Err(StackError::Function {
+                    function: consumer.function.clone(),
+                    detail: format!("HEARTH_TABLE_NAME={table} is not a table of the template"),
+                });
+            }
+            let dlq = env(consumer, "HEARTH_DEAD_LETTER_QUEUE_URL")?;
+            let dlq_name = dlq.strip_prefix("local://queue/").unwrap_or(dlq);
+            if !queues.contains_key(dlq_name) {
+                return Err(StackError::Function {
+                    function: consumer.function.clone(),
+                    detail: format!(
+                        "HEARTH_DEAD_LETTER_QUEUE_URL={dlq} is not a queue of the template"
+                    ),
+                });
+            }
+            let store: Arc<dyn StateStore> = Arc::new(Measured::new(
+                Arc::new(storage.db.state_store()),
+                metrics.clone(),
+            ));
+            Ok(Arc::new(StateProcessor {
+                store,
+                dead_letters: Arc::new(storage.db.dead_letters()),
+                metrics,
+            }))
+        }
+        other => Err(StackError::Function {
+            function: consumer.function.clone(),
+            detail: format!("no local implementation of binary `{other}`"),
+        }),
+    }
+}
+
+/// The HTTP views.
+pub struct Inspector {
+    storage: Storage,
+    queues: Queues,
+    dead_letter_queues: Vec<String>,
+    metrics: Arc<Metrics>,
+}
+
+impl Inspector {
+    /// Views over `storage` and `queues`.
+    pub fn new(storage: &Storage, queues: &Queues, metrics: Arc<Metrics>) -> Self {
+        let dead_letter_queues = queues
+            .values()
+            .filter_map(|q| {
+                q.config()
+                    .redrive
+                    .as_ref()
+                    .map(|r| r.dead_letter_queue.clone())
+            })
+            .collect();
+        Self {
+            storage: storage.clone(),
+            queues: queues.clone(),
+            dead_letter_queues,
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl Inspect for Inspector {
+    async fn device_state(&self, thing: &str) -> Result<Option<Value>, String> {
+        let Ok(id) = DeviceId::parse(thing) else {
+            return Ok(None);
+        };
+        let state = self
+            .storage
+            .db
+            .state_store()
+            .get_state(&id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(state.map(|s| serde_json::to_value(s).unwrap_or(Value::Null)))
+    }
+
+    async fn queues(&self) -> Result<Vec<Value>, String> {
+        let mut out: Vec<Value> = self
+            .queues
+            .iter()
+            .map(|(name, q)| {
+                json!({
+                    "name": name,
+                    "messages": q.approximate_len(),
+                    "in_flight": q.approximate_in_flight(),
+                    "dead_letter_queue": self.dead_letter_queues.contains(name),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        Ok(out)
+    }
+
+    fn metrics(&self) -> Value {
+        self.metrics.to_json()
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<Value>, String> {
+        let letters = self
+            .storage
+            .db
+            .dead_letters()
+            .letters()
+            .map_err(|e| e.to_string())?;
+        Ok(letters
+            .into_iter()
+            .map(|l| {
+                json!({
+                    "message_id": l.message_id,
+                    "reason": l.reason,
+                    "detail": l.detail,
+                    "body": l.body,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,27 @@
+//! The embedded local stack: the whole Hearth platform on one machine, with no Docker, no AWS
+//! account and no network.
+//!
+//! - [`broker`]: IoT Core emulated on an embedded MQTT broker: every publish goes through the
+//!   topic rules into durable queues before it is acknowledged; the shadow service; presence
+//!   events.
+//! - [`shadow_service`]: the classic device shadow on the AWS shadow topics.
+//! - [`pipeline`]: each SQS event source of the template, polling its local queue and invoking
+//!   the same handler the Lambda runs, with partial batch responses.
+//! - [`glue`]: wiring of the template's routing (`hearth-iot-rules`) and the embedded storage
+//!   (`hearth-embedded`) to the above.
+//! - [`stack`]: starting and stopping all of it; [`http`]: health and local views.
+//! - [`simulator`] and [`bench`]: the device simulator / load generator and the throughput
+//!   benchmark.
+//!
+//! The same handler code runs here as in Lambda; nothing here is a second implementation of
+//! platform logic.
+
+pub mod bench;
+pub mod broker;
+pub mod glue;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod shadow_service;
+pub mod simulator;
+pub mod stack;

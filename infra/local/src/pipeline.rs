@@ -1,0 +1,169 @@
+//! Queues to functions: each SQS event source of `template.yaml` becomes a consumer that receives
+//! batches from its local queue, invokes the same handler the Lambda runs, and deletes what the
+//! handler did not report as failed (partial batch responses). Messages it does not delete become
+//! visible again after the queue's visibility timeout and, past the queue's max receive count,
+//! move to its dead-letter queue: the queue implements those semantics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use tokio::sync::watch;
+use tracing::{error, warn};
+
+/// A message received from a local queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Stable id of the message.
+    pub message_id: String,
+    /// Handle for deleting this receipt.
+    pub receipt: String,
+    /// The body.
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+    /// When it was sent (milliseconds).
+    pub sent_at: u64,
+}
+
+/// A local queue as the consumers see it.
+#[async_trait]
+pub trait LocalQueue: Send + Sync {
+    /// The queue's logical id in the template.
+    fn name(&self) -> &str;
+    /// Up to `max` visible messages, made invisible for the visibility timeout.
+    async fn receive(&self, max: usize) -> Result<Vec<Received>, String>;
+    /// Deletes received messages.
+    async fn delete(&self, receipts: &[String]) -> Result<(), String>;
+    /// Waits until messages may be visible (a send, or a visibility timeout expiring), or
+    /// `timeout`.
+    async fn wait(&self, timeout: Duration);
+}
+
+/// A function the local stack can run for an SQS event source.
+#[async_trait]
+pub trait LocalFunction: Send + Sync {
+    /// Handles a batch like the Lambda would; `Err` fails the whole batch.
+    async fn invoke(&self, event: &SqsEvent) -> Result<SqsBatchResponse, String>;
+}
+
+/// An SQS event source: which queue feeds which function, how.
+#[derive(Clone)]
+pub struct EventSource {
+    /// The function's logical id (for logs).
+    pub function: String,
+    /// The queue.
+    pub queue: Arc<dyn LocalQueue>,
+    /// The handler.
+    pub handler: Arc<dyn LocalFunction>,
+    /// `BatchSize`.
+    pub batch_size: usize,
+    /// `MaximumBatchingWindowInSeconds`.
+    pub batching_window: Duration,
+    /// `ScalingConfig.MaximumConcurrency`: parallel batches.
+    pub concurrency: usize,
+}
+
+/// Runs an event source until `shutdown` turns true: `concurrency` pollers, each receiving a
+/// batch, invoking the handler and deleting the successes.
+pub async fn run(source: EventSource, shutdown: watch::Receiver<bool>) {
+    let pollers: Vec<_> = (0..source.concurrency.max(1))
+        .map(|_| tokio::spawn(poll(source.clone(), shutdown.clone())))
+        .collect();
+    for poller in pollers {
+        if let Err(e) = poller.await {
+            error!(function = %source.function, error = %e, "poller stopped");
+        }
+    }
+}
+
+async fn poll(source: EventSource, mut shutdown: watch::Receiver<bool>) {
+    let idle = Duration::from_millis(200);
+    while !*shutdown.borrow() {
+        let batch = match gather(&source).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                error!(queue = source.queue.name(), error = %e, "receive failed");
+                tokio::time::sleep(idle).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                () = source.queue.wait(idle) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        deliver(&source, batch).await;
+    }
+}
+
+/// One batch: what is visible now, topped up for at most the batching window.
+async fn gather(source: &EventSource) -> Result<Vec<Received>, String> {
+    let mut batch = source.queue.receive(source.batch_size).await?;
+    if batch.is_empty() || source.batching_window.is_zero() {
+        return Ok(batch);
+    }
+    let deadline = tokio::time::Instant::now() + source.batching_window;
+    while batch.len() < source.batch_size {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        source.queue.wait(left).await;
+        batch.extend(
+            source
+                .queue
+                .receive(source.batch_size - batch.len())
+                .await?,
+        );
+    }
+    Ok(batch)
+}
+
+async fn deliver(source: &EventSource, batch: Vec<Received>) {
+    let mut event = SqsEvent::default();
+    event.records = batch.iter().map(|m| record(source, m)).collect();
+    let failed: Vec<String> = match source.handler.invoke(&event).await {
+        Ok(response) => response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect(),
+        Err(e) => {
+            warn!(function = %source.function, error = %e, "batch failed; every message will be retried");
+            return;
+        }
+    };
+    let done: Vec<String> = batch
+        .into_iter()
+        .filter(|m| !failed.contains(&m.message_id))
+        .map(|m| m.receipt)
+        .collect();
+    if let Err(e) = source.queue.delete(&done).await {
+        error!(queue = source.queue.name(), error = %e, "delete failed; messages will be redelivered");
+    }
+}
+
+fn record(source: &EventSource, m: &Received) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(m.message_id.clone());
+    record.receipt_handle = Some(m.receipt.clone());
+    record.body = Some(m.body.clone());
+    record.event_source = Some("aws:sqs".to_owned());
+    record.event_source_arn = Some(format!(
+        "arn:aws:sqs:local:000000000000:{}",
+        source.queue.name()
+    ));
+    record.aws_region = Some("local".to_owned());
+    record.attributes.insert(
+        "ApproximateReceiveCount".to_owned(),
+        m.receive_count.to_string(),
+    );
+    record
+        .attributes
+        .insert("SentTimestamp".to_owned(), m.sent_at.to_string());
+    record
+}

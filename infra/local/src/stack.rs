@@ -1,0 +1,235 @@
+//! Assembling the local stack: storage, routing from the template, broker, functions, HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqtt5::broker::config::{BrokerConfig, StorageBackend, StorageConfig};
+use mqtt5::broker::{BrokerShutdownHandle, MqttBroker};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+use crate::broker::Hooks;
+use crate::glue::{self, Storage};
+use crate::metrics::Metrics;
+use crate::pipeline::{self, EventSource};
+use crate::shadow_service::ShadowService;
+
+/// Where the stack keeps its data and listens.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// MQTT listener (port 0 picks a free port).
+    pub mqtt: SocketAddr,
+    /// HTTP listener (port 0 picks a free port).
+    pub http: SocketAddr,
+    /// The SAM template to emulate.
+    pub template: PathBuf,
+}
+
+/// Why the stack could not start (or a benchmark failed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// The template could not be read or uses something the local stack cannot emulate.
+    #[error("template {path}: {detail}")]
+    Template {
+        /// The template.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The data directory could not be opened.
+    #[error("data directory {path}: {detail}")]
+    Storage {
+        /// The directory.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A function of the template has no local implementation or an environment it cannot run.
+    #[error("function {function}: {detail}")]
+    Function {
+        /// The function's logical id.
+        function: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The MQTT broker failed to start.
+    #[error("MQTT broker: {0}")]
+    Broker(String),
+    /// A listener could not be bound, or another I/O failure.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A benchmark step failed.
+    #[error("benchmark: {0}")]
+    Bench(String),
+}
+
+/// A running local stack.
+pub struct Stack {
+    mqtt: SocketAddr,
+    http: SocketAddr,
+    data_dir: PathBuf,
+    template: PathBuf,
+    functions: Vec<String>,
+    rules: usize,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Sender<bool>,
+    broker: BrokerShutdownHandle,
+    hooks: Arc<Hooks>,
+    tasks: JoinSet<()>,
+    storage: Storage,
+}
+
+impl Stack {
+    /// Starts everything; returns once every listener is bound.
+    pub async fn start(config: Config) -> Result<Stack, StackError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StackError::Storage {
+            path: config.data_dir.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let routing = glue::load_routing(&config.template)?;
+        let storage = Storage::open(&config.data_dir)?;
+        let queues = storage.open_queues(&routing)?;
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        // Functions: every SQS event source of the template.
+        let mut functions = Vec::new();
+        for consumer in glue::consumers(&routing) {
+            let handler = glue::function_for(&consumer, &storage, &queues, metrics.clone())?;
+            let queue = glue::queue_for(&consumer, &queues)?;
+            functions.push(consumer.function.clone());
+            let source = EventSource {
+                function: consumer.function.clone(),
+                queue,
+                handler,
+                batch_size: consumer.batch_size,
+                batching_window: consumer.batching_window,
+                concurrency: consumer.concurrency,
+            };
+            tasks.spawn(pipeline::run(source, shutdown_rx.clone()));
+        }
+
+        // IoT Core: broker, rules, shadow service, presence.
+        let ingress = Arc::new(glue::RulesIngress::new(&routing, &queues));
+        let shadows = ShadowService::new(storage.shadows());
+        let hooks = Arc::new(Hooks::new(ingress, shadows));
+        let broker_config = BrokerConfig::default()
+            .with_bind_address(config.mqtt)
+            .with_max_clients(100_000)
+            .with_sys_topics_enabled(false)
+            .with_storage(StorageConfig {
+                backend: StorageBackend::File,
+                base_dir: config.data_dir.join("mqtt"),
+                ..StorageConfig::default()
+            })
+            .with_event_handler(hooks.clone());
+        let mut broker = MqttBroker::with_config(broker_config)
+            .await
+            .map_err(|e| StackError::Broker(e.to_string()))?;
+        hooks.attach(broker.router());
+        let mqtt = broker
+            .local_addr()
+            .ok_or_else(|| StackError::Broker("no MQTT listener address".to_owned()))?;
+        let broker_handle = broker.shutdown_handle();
+        tasks.spawn(async move {
+            if let Err(e) = broker.run().await {
+                error!(error = %e, "MQTT broker stopped");
+            }
+        });
+
+        // HTTP.
+        let listener = TcpListener::bind(config.http).await?;
+        let http = listener.local_addr()?;
+        let inspect = Arc::new(glue::Inspector::new(&storage, &queues, metrics.clone()));
+        let http_shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            if let Err(e) = crate::http::serve(listener, inspect, http_shutdown).await {
+                error!(error = %e, "HTTP listener stopped");
+            }
+        });
+
+        info!(%mqtt, %http, data_dir = %config.data_dir.display(), "local stack started");
+        Ok(Stack {
+            mqtt,
+            http,
+            data_dir: config.data_dir,
+            template: config.template,
+            functions,
+            rules: glue::rule_count(&routing),
+            metrics,
+            shutdown,
+            broker: broker_handle,
+            hooks,
+            tasks,
+            storage,
+        })
+    }
+
+    /// The MQTT listener.
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt
+    }
+
+    /// The HTTP listener.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The stack's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// What `hearth-local up` prints.
+    pub fn banner(&self) -> String {
+        format!(
+            "Hearth local stack is up\n\
+             \n  MQTT      mqtt://{mqtt}  (MQTT 3.1.1 and 5, QoS 0/1, retained; any client id for now)\
+             \n  HTTP      http://{http}  (GET /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
+             \n  data      {data}\
+             \n  template  {template}: {rules} topic rules, functions: {functions}\
+             \n\nConnect a device (client id = thing name), e.g. with mosquitto:\
+             \n  mosquitto_pub -h {host} -p {port} -i lamp-1 -q 1 -t '$aws/things/lamp-1/shadow/update' -m '{{\"state\":{{\"reported\":{{\"power\":\"on\"}}}}}}'\
+             \n  mosquitto_pub -h {host} -p {port} -i lamp-1 -q 1 -t 'dt/lamp-x/lamp-1/telemetry' -m '{{\"seq\":1}}'\
+             \n  curl http://{http}/local/devices/lamp-1/state\
+             \nLoad it:  cargo run --release -p hearth-local -- simulate --devices 1000 --rate 10000\
+             \nCtrl-C stops the stack; the data directory keeps shadows, state and queued messages.",
+            mqtt = self.mqtt,
+            http = self.http,
+            host = self.mqtt.ip(),
+            port = self.mqtt.port(),
+            data = self.data_dir.display(),
+            template = self.template.display(),
+            rules = self.rules,
+            functions = self.functions.join(", "),
+        )
+    }
+
+    /// Stops the listeners and the functions (a batch in progress finishes), and flushes the
+    /// storage. Messages received but not yet deleted stay queued.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        self.broker.shutdown();
+        self.hooks.detach();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        self.storage.close();
+    }
+}

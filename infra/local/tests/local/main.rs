@@ -1,0 +1,6 @@
+//! End-to-end tests of the local stack with a real MQTT client (`rumqttc`) over TCP.
+
+mod device;
+mod pipeline;
+mod restart;
+mod support;

@@ -1,0 +1,54 @@
+use serde_json::json;
+
+use hearth_local::simulator::get_json;
+
+use crate::support::{Device, start, state_until, tempdir};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_is_stored_and_a_poison_message_ends_in_the_dead_letter_queue() {
+    let dir = tempdir();
+    let stack = start(dir.path()).await;
+    let mut device = Device::connect(stack.mqtt_addr(), "th-1", &[]).await;
+    device
+        .publish(
+            "dt/thermo-x/th-1/telemetry",
+            json!({"seq": 1, "temperatureC": 20.5}).to_string(),
+        )
+        .await;
+    device.acked().await;
+    // Basic Ingest reaches the same rule.
+    device
+        .publish(
+            "$aws/rules/hearth_telemetry/dt/thermo-x/th-1/telemetry",
+            json!({"seq": 2, "temperatureC": 20.6}).to_string(),
+        )
+        .await;
+    device.acked().await;
+    state_until(stack.http_addr(), "th-1", |s| {
+        s["telemetry"]["payload"]["seq"] == 2
+    })
+    .await;
+
+    // A product id with a character Hearth does not allow: routed by the rule, refused by the
+    // state processor as permanently bad.
+    device
+        .publish("dt/thermo!x/th-1/telemetry", json!({"seq": 3}).to_string())
+        .await;
+    device.acked().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let letters = get_json(stack.http_addr(), "/local/dead-letters")
+            .await
+            .unwrap_or_default();
+        if let Some(letter) = letters.as_array().and_then(|l| l.first()) {
+            assert_eq!(letter["reason"], "invalid-id");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The good state is untouched.
+    let state = state_until(stack.http_addr(), "th-1", |_| true).await;
+    assert_eq!(state["telemetry"]["payload"]["seq"], 2);
+    stack.stop().await;
+}

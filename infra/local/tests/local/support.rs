@@ -1,0 +1,152 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hearth_local::simulator::get_json;
+use hearth_local::stack::{Config, Stack};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub fn template() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}
+
+pub fn config(data_dir: &Path) -> Config {
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        mqtt: local(),
+        http: local(),
+        template: template(),
+    }
+}
+
+fn local() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+pub async fn start(data_dir: &Path) -> Stack {
+    match Stack::start(config(data_dir)).await {
+        Ok(stack) => stack,
+        Err(e) => panic!("stack did not start: {e}"),
+    }
+}
+
+/// An MQTT client whose incoming publishes arrive on a channel.
+pub struct Device {
+    pub client: AsyncClient,
+    incoming: mpsc::UnboundedReceiver<(String, Value)>,
+    acks: mpsc::UnboundedReceiver<u16>,
+}
+
+impl Device {
+    pub async fn connect(mqtt: SocketAddr, client_id: &str, subscriptions: &[&str]) -> Device {
+        let mut options = MqttOptions::new(client_id, mqtt.ip().to_string(), mqtt.port());
+        options.set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let (tx, incoming) = mpsc::unbounded_channel();
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        let (ready_tx, mut ready) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        let _ = ack_tx.send(ack.pkid);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        if tx.send((p.topic.clone(), value)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        let device = Device {
+            client,
+            incoming,
+            acks,
+        };
+        for topic in subscriptions {
+            if let Err(e) = device.client.subscribe(*topic, QoS::AtLeastOnce).await {
+                panic!("subscribe: {e}");
+            }
+        }
+        // ConnAck plus one SubAck per subscription.
+        for _ in 0..=subscriptions.len() {
+            if tokio::time::timeout(Duration::from_secs(5), ready.recv())
+                .await
+                .is_err()
+            {
+                panic!("{client_id} did not connect/subscribe");
+            }
+        }
+        device
+    }
+
+    pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        if let Err(e) = self
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+        {
+            panic!("publish: {e}");
+        }
+    }
+
+    /// Waits for a PUBACK.
+    pub async fn acked(&mut self) {
+        if tokio::time::timeout(Duration::from_secs(10), self.acks.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            panic!("no PUBACK");
+        }
+    }
+
+    /// The next message on `topic` within 10 s.
+    pub async fn expect(&mut self, topic: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.incoming.recv()).await {
+                Ok(Some((t, value))) if t == topic => return value,
+                Ok(Some(_)) => {}
+                _ => panic!("nothing on {topic}"),
+            }
+        }
+    }
+}
+
+/// Polls the stack's state view until `check` holds (10 s).
+pub async fn state_until(http: SocketAddr, thing: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Some(state) = get_json(http, &format!("/local/devices/{thing}/state")).await {
+            if check(&state) {
+                return state;
+            }
+            last = state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("state of {thing} never matched; last seen: {last}");
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("tempdir: {e}"),
+    }
+}
