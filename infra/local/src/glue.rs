@@ -15,6 +15,7 @@ use hearth_iot_rules::template::{self, Consumer, Routing};
 use hearth_ports::{DeadLetterSink, StateStore, StoreError};
 use hearth_state_processor::Ports;
 use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::debug;
 
 use crate::broker::Ingress;
@@ -178,15 +179,19 @@ impl ShadowStorage for Shadows {
 /// The template's topic rules in front of the durable queues.
 pub struct RulesIngress {
     routing: Routing,
-    queues: Queues,
+    senders: HashMap<String, Sender>,
 }
 
 impl RulesIngress {
-    /// Rules of `routing` sending to `queues`.
+    /// Rules of `routing` sending to `queues`. Must be called inside a tokio runtime: it starts
+    /// one batching task per queue.
     pub fn new(routing: &Routing, queues: &Queues) -> Self {
         Self {
             routing: routing.clone(),
-            queues: queues.clone(),
+            senders: queues
+                .iter()
+                .map(|(name, queue)| (name.clone(), Sender::start(queue.clone())))
+                .collect(),
         }
     }
 }
@@ -205,15 +210,84 @@ impl Ingress for RulesIngress {
             debug!(topic, "no topic rule matched");
         }
         for (queue, body) in routed {
-            let Some(queue) = self.queues.get(queue) else {
+            let Some(sender) = self.senders.get(queue) else {
                 return Err(format!("rule targets unknown queue {queue}"));
             };
-            queue
-                .send_batch(&[body], now_ms)
-                .await
-                .map_err(|e| e.to_string())?;
+            sender.send(body).await?;
         }
         Ok(())
+    }
+}
+
+/// One message waiting to be sent, and who to tell when it is durable.
+struct Outgoing {
+    body: Vec<u8>,
+    durable: oneshot::Sender<Result<(), String>>,
+}
+
+/// Collects the messages that concurrent publishers route to one queue and sends them in
+/// batches: one commit and one fsync wait for many messages (each publisher still waits until
+/// its own message is durable before its PUBACK).
+struct Sender {
+    tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// Largest batch one commit takes.
+const MAX_BATCH: usize = 1024;
+/// Batches being committed at once (while they wait for their fsync, the next one gathers).
+const IN_FLIGHT_BATCHES: usize = 4;
+
+impl Sender {
+    fn start(queue: Arc<Queue>) -> Sender {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        tokio::spawn(async move {
+            let slots = Arc::new(Semaphore::new(IN_FLIGHT_BATCHES));
+            while let Some(first) = rx.recv().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    let bodies: Vec<&[u8]> = batch.iter().map(|o| o.body.as_slice()).collect();
+                    let result = queue
+                        .send_batch(&bodies, hearth_embedded::now_ms())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    drop(bodies);
+                    for outgoing in batch {
+                        let _ = outgoing.durable.send(result.clone());
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        Sender { tx }
+    }
+
+    /// Sends one message; returns once it is durable.
+    async fn send(&self, body: Vec<u8>) -> Result<(), String> {
+        // Checked here so one oversized message cannot fail the batch it would share.
+        if body.len() > hearth_embedded::MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "message of {} bytes exceeds the queue's {}-byte limit",
+                body.len(),
+                hearth_embedded::MAX_MESSAGE_BYTES
+            ));
+        }
+        let (durable, done) = oneshot::channel();
+        self.tx
+            .send(Outgoing { body, durable })
+            .map_err(|_| "the queue's sender stopped".to_owned())?;
+        done.await
+            .map_err(|_| "the queue's sender stopped".to_owned())?
     }
 }
 

@@ -18,6 +18,9 @@ use crate::metrics::Metrics;
 use crate::pipeline::{self, EventSource};
 use crate::shadow_service::ShadowService;
 
+/// Largest MQTT packet the local broker accepts.
+const MAX_PACKET_BYTES: usize = 128 * 1024 + 4 * 1024;
+
 /// Where the stack keeps its data and listens.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -124,6 +127,8 @@ impl Stack {
         let broker_config = BrokerConfig::default()
             .with_bind_address(config.mqtt)
             .with_max_clients(100_000)
+            // AWS IoT Core's largest payload (128 KiB) plus room for the topic and properties.
+            .with_max_packet_size(MAX_PACKET_BYTES)
             .with_sys_topics_enabled(false)
             .with_storage(StorageConfig {
                 backend: StorageBackend::File,
