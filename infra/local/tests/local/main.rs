@@ -3,4 +3,5 @@
 mod device;
 mod pipeline;
 mod restart;
+mod simulator;
 mod support;
