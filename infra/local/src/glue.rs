@@ -38,6 +38,9 @@ pub fn rule_count(routing: &Routing) -> usize {
     routing.rules().len()
 }
 
+/// The most batches of one event source processed at once locally.
+const LOCAL_POLLERS: usize = 2;
+
 /// An SQS event source as the pipeline runs it.
 pub struct ConsumerSpec {
     /// Function logical id.
@@ -68,12 +71,14 @@ pub fn consumers(routing: &Routing) -> Vec<ConsumerSpec> {
             queue: c.queue.clone(),
             batch_size: usize::try_from(c.batch_size).unwrap_or(10).max(1),
             batching_window: c.batching_window,
-            // Lambda's default for SQS is up to 1,000 concurrent batches; locally a few pollers
-            // keep two cores busy.
+            // Lambda runs up to `MaximumConcurrency` batches at once; locally more pollers than
+            // cores only add contention.
             concurrency: c
                 .maximum_concurrency
-                .map_or(4, |n| usize::try_from(n).unwrap_or(4))
-                .clamp(1, 8),
+                .map_or(LOCAL_POLLERS, |n| {
+                    usize::try_from(n).unwrap_or(LOCAL_POLLERS)
+                })
+                .clamp(1, LOCAL_POLLERS),
             environment: c.environment.clone(),
         })
         .collect()
