@@ -1,6 +1,7 @@
 //! Hearth's AWS adapters: the ports of `hearth-ports` implemented on DynamoDB
-//! ([`dynamo::DynamoStateStore`], [`dynamo::DynamoRegistry`]) and SQS
-//! ([`sqs::SqsDeadLetterSink`]).
+//! ([`dynamo::DynamoStateStore`], [`dynamo::DynamoRegistry`]), SQS
+//! ([`sqs::SqsDeadLetterSink`]) and AWS IoT ([`iot::IotProvisioner`],
+//! [`iot::IotShadowGateway`]).
 //!
 //! This is the only crate that imports `aws-sdk-*`. Conversions between SDK and domain types live
 //! here, never in the domain. Clients are built once per process from [`load_config`], which
@@ -11,6 +12,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use hearth_ports::StoreError;
 
 pub mod dynamo;
+pub mod iot;
 pub mod sqs;
 
 /// The shared SDK configuration, from the environment (region, credentials, endpoint URLs).

@@ -6,8 +6,11 @@
 //! Lambda type: adapters live in their own crates (`hearth-aws`, the local stack).
 
 use async_trait::async_trait;
-use hearth_domain::device::{Device, DeviceId, Household, HouseholdId, Membership, UserId};
+use hearth_domain::device::{
+    Device, DeviceId, Household, HouseholdId, Membership, ProductId, UserId,
+};
 use hearth_domain::projection::{Changes, DeviceState};
+use hearth_domain::shadow::Object;
 
 pub mod memory;
 
@@ -105,4 +108,80 @@ pub trait DeadLetterSink: Send + Sync {
     /// Sends the letters; one result per letter, in order. A failed letter must be retried
     /// (its message stays on the source queue).
     async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), StoreError>>;
+}
+
+/// A failure of AWS IoT (registry or device shadow), split by what the caller can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IotError {
+    /// The thing, certificate or shadow does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The shadow is not at the expected version.
+    #[error("version conflict")]
+    Conflict,
+    /// The request itself is invalid (bad CSR, document too large, ...): retrying cannot help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Throttling, timeouts, service errors: retry later.
+    #[error("transient IoT failure: {0}")]
+    Transient(String),
+}
+
+/// A device certificate just issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    /// The certificate's id.
+    pub certificate_id: String,
+    /// The certificate's ARN (the principal attached to the thing).
+    pub certificate_arn: String,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The private key, PEM, when the platform generated the key pair (no CSR). Returned once,
+    /// never stored.
+    pub private_key_pem: Option<String>,
+}
+
+/// The IoT registry side of a device's life: its thing, certificates and policy.
+#[async_trait]
+pub trait ThingProvisioner: Send + Sync {
+    /// Creates the thing (a no-op if it exists), recording its product as an attribute.
+    async fn create_thing(&self, thing: &DeviceId, product: &ProductId) -> Result<(), IotError>;
+    /// Issues an active certificate for the thing — from the device's CSR when given (the
+    /// private key never leaves the device), else with a new key pair — attaches the device
+    /// policy to it and it to the thing.
+    async fn issue_certificate(
+        &self,
+        thing: &DeviceId,
+        csr_pem: Option<&str>,
+    ) -> Result<IssuedCertificate, IotError>;
+    /// The ids of the certificates attached to the thing.
+    async fn certificates(&self, thing: &DeviceId) -> Result<Vec<String>, IotError>;
+    /// Detaches a certificate from the thing and the policy, and deactivates it.
+    async fn revoke_certificate(
+        &self,
+        thing: &DeviceId,
+        certificate_id: &str,
+    ) -> Result<(), IotError>;
+    /// Revokes and deletes every certificate of the thing, then deletes the thing.
+    async fn delete_thing(&self, thing: &DeviceId) -> Result<(), IotError>;
+    /// The account's device data endpoint (`iot:Data-ATS`).
+    async fn data_endpoint(&self) -> Result<String, IotError>;
+}
+
+/// Commands through the device shadow (the IoT Data Plane).
+#[async_trait]
+pub trait ShadowGateway: Send + Sync {
+    /// Merges a partial desired document into the thing's shadow (nested objects merge, `null`
+    /// deletes), optionally only if the shadow is at `expected_version`. Returns the new version.
+    async fn update_desired(
+        &self,
+        thing: &DeviceId,
+        desired: &Object,
+        expected_version: Option<u64>,
+    ) -> Result<u64, IotError>;
+    /// The thing's shadow document as the service returns it, `None` if it has none.
+    async fn get_shadow(&self, thing: &DeviceId) -> Result<Option<Object>, IotError>;
+    /// Deletes the thing's shadow (a no-op if it has none).
+    async fn delete_shadow(&self, thing: &DeviceId) -> Result<(), IotError>;
 }

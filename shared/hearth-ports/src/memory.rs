@@ -4,10 +4,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use hearth_domain::device::{Device, DeviceId, Household, HouseholdId, Membership, UserId};
+use hearth_domain::device::{
+    Device, DeviceId, Household, HouseholdId, Membership, ProductId, UserId,
+};
 use hearth_domain::projection::{Changes, DeviceState};
+use hearth_domain::shadow::{Object, SectionUpdate, Shadow, ShadowError, UpdateRequest};
 
-use crate::{DeadLetter, DeadLetterSink, DeviceRegistry, Page, StateStore, StoreError};
+use crate::{
+    DeadLetter, DeadLetterSink, DeviceRegistry, IotError, IssuedCertificate, Page, StateStore,
+    StoreError,
+};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind: keep using it.
@@ -163,5 +169,166 @@ mod tests {
         let sink = MemoryDeadLetters::default();
         let sent = crate::contract::dead_letters(&sink).await;
         assert_eq!(sink.letters(), sent);
+    }
+}
+
+/// A [`ThingProvisioner`](crate::ThingProvisioner) in maps. Certificates are placeholders (it
+/// signs nothing); a CSR must at least look like a PEM certificate request.
+#[derive(Debug, Default)]
+pub struct MemoryProvisioner {
+    inner: Mutex<Provisioned>,
+}
+
+#[derive(Debug, Default)]
+struct Provisioned {
+    things: HashMap<DeviceId, ProductId>,
+    /// Certificate id → (thing it is attached to, active).
+    certificates: BTreeMap<String, (Option<DeviceId>, bool)>,
+    next: u64,
+}
+
+#[async_trait]
+impl crate::ThingProvisioner for MemoryProvisioner {
+    async fn create_thing(&self, thing: &DeviceId, product: &ProductId) -> Result<(), IotError> {
+        lock(&self.inner)
+            .things
+            .entry(thing.clone())
+            .or_insert_with(|| product.clone());
+        Ok(())
+    }
+
+    async fn issue_certificate(
+        &self,
+        thing: &DeviceId,
+        csr_pem: Option<&str>,
+    ) -> Result<IssuedCertificate, IotError> {
+        if let Some(csr) = csr_pem
+            && !csr.contains("-----BEGIN CERTIFICATE REQUEST-----")
+        {
+            return Err(IotError::Rejected(
+                "not a PEM certificate request".to_owned(),
+            ));
+        }
+        let mut inner = lock(&self.inner);
+        if !inner.things.contains_key(thing) {
+            return Err(IotError::NotFound(format!("thing {thing}")));
+        }
+        inner.next += 1;
+        let id = format!("{:064x}", inner.next);
+        inner
+            .certificates
+            .insert(id.clone(), (Some(thing.clone()), true));
+        Ok(IssuedCertificate {
+            certificate_arn: format!("arn:aws:iot:local:000000000000:cert/{id}"),
+            certificate_pem: format!(
+                "-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"
+            ),
+            private_key_pem: csr_pem.is_none().then(|| {
+                format!("-----BEGIN RSA PRIVATE KEY-----\n{id}\n-----END RSA PRIVATE KEY-----\n")
+            }),
+            certificate_id: id,
+        })
+    }
+
+    async fn certificates(&self, thing: &DeviceId) -> Result<Vec<String>, IotError> {
+        let inner = lock(&self.inner);
+        if !inner.things.contains_key(thing) {
+            return Err(IotError::NotFound(format!("thing {thing}")));
+        }
+        Ok(inner
+            .certificates
+            .iter()
+            .filter(|(_, (attached, _))| attached.as_ref() == Some(thing))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn revoke_certificate(
+        &self,
+        thing: &DeviceId,
+        certificate_id: &str,
+    ) -> Result<(), IotError> {
+        let mut inner = lock(&self.inner);
+        match inner.certificates.get_mut(certificate_id) {
+            Some((attached, active)) if attached.as_ref() == Some(thing) => {
+                *attached = None;
+                *active = false;
+                Ok(())
+            }
+            _ => Err(IotError::NotFound(format!(
+                "certificate {certificate_id} of {thing}"
+            ))),
+        }
+    }
+
+    async fn delete_thing(&self, thing: &DeviceId) -> Result<(), IotError> {
+        let mut inner = lock(&self.inner);
+        inner
+            .certificates
+            .retain(|_, (attached, _)| attached.as_ref() != Some(thing));
+        inner.things.remove(thing);
+        Ok(())
+    }
+
+    async fn data_endpoint(&self) -> Result<String, IotError> {
+        Ok("127.0.0.1".to_owned())
+    }
+}
+
+/// A [`ShadowGateway`](crate::ShadowGateway) keeping shadows with the domain's shadow semantics.
+#[derive(Debug, Default)]
+pub struct MemoryShadows {
+    shadows: Mutex<HashMap<DeviceId, Shadow>>,
+}
+
+#[async_trait]
+impl crate::ShadowGateway for MemoryShadows {
+    async fn update_desired(
+        &self,
+        thing: &DeviceId,
+        desired: &Object,
+        expected_version: Option<u64>,
+    ) -> Result<u64, IotError> {
+        let request = UpdateRequest {
+            desired: SectionUpdate::Merge(desired.clone()),
+            version: expected_version,
+            ..UpdateRequest::default()
+        };
+        let mut shadows = lock(&self.shadows);
+        let now = shadows.values().map(|s| s.timestamp).max().unwrap_or(0) + 1;
+        match Shadow::update(shadows.get(thing), &request, now) {
+            Ok(outcome) => {
+                let version = outcome.shadow.version;
+                shadows.insert(thing.clone(), outcome.shadow);
+                Ok(version)
+            }
+            Err(ShadowError::VersionConflict) => Err(IotError::Conflict),
+            Err(e) => Err(IotError::Rejected(e.to_string())),
+        }
+    }
+
+    async fn get_shadow(&self, thing: &DeviceId) -> Result<Option<Object>, IotError> {
+        Ok(lock(&self.shadows)
+            .get(thing)
+            .and_then(|s| s.document(None).as_object().cloned()))
+    }
+
+    async fn delete_shadow(&self, thing: &DeviceId) -> Result<(), IotError> {
+        lock(&self.shadows).remove(thing);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod iot_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_iot_adapters_pass_the_contract() {
+        let provisioner = MemoryProvisioner::default();
+        let csr =
+            "-----BEGIN CERTIFICATE REQUEST-----\nMII...\n-----END CERTIFICATE REQUEST-----\n";
+        crate::contract::provisioner(&provisioner, "mem", Some(csr)).await;
+        crate::contract::shadow_gateway(&MemoryShadows::default(), &provisioner, "mem").await;
     }
 }

@@ -4,5 +4,6 @@
 //! honoured.
 
 mod dynamo;
+mod iot;
 mod sqs;
 mod support;
