@@ -131,7 +131,7 @@ pub async fn handle(
                 members.push(i);
             }
             Ok(Parsed::Ignored(why)) => {
-                debug!(message_id, why, "message ignored");
+                info!(message_id, why, "message ignored");
                 summary.ignored += 1;
             }
             Err(e) => {

@@ -26,7 +26,7 @@ use mqtt5::broker::router::MessageRouter;
 use mqtt5::packet::publish::PublishPacket;
 use mqtt5::types::ReasonCode;
 use serde_json::json;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::shadow_service::{ShadowService, request_topic};
 
@@ -185,6 +185,12 @@ impl Hooks {
     }
 
     async fn published(&self, event: ClientPublishEvent) -> PublishAction {
+        if reserved_for_the_service(&event.topic) {
+            // AWS IoT does not let devices publish what only the service publishes (shadow
+            // replies, lifecycle events): such a message is neither routed nor delivered.
+            warn!(topic = %event.topic, client_id = %event.client_id, "client publish on a service-only topic dropped");
+            return PublishAction::Handled;
+        }
         let Some(platform) = self.platform() else {
             return PublishAction::Continue;
         };
@@ -194,7 +200,18 @@ impl Hooks {
             .accept(&event.topic, &event.payload, &event.client_id, now)
             .await
         {
-            error!(topic = %event.topic, client_id = %event.client_id, error = %e, "could not queue a device message");
+            // The broker acknowledges after this hook whatever it returns; disconnecting the
+            // client (best effort, before the PUBACK is written) makes it resend.
+            error!(topic = %event.topic, client_id = %event.client_id, error = %e, "could not queue a device message; disconnecting the client");
+            let router = self
+                .router
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(router) = router {
+                router.disconnect_client(&event.client_id).await;
+            }
+            return PublishAction::Handled;
         }
         if let Some((thing, op)) = request_topic(&event.topic) {
             for reply in platform
@@ -208,6 +225,16 @@ impl Hooks {
         }
         PublishAction::Continue
     }
+}
+
+/// Topics only AWS IoT itself publishes on: lifecycle events and the shadow service's replies.
+fn reserved_for_the_service(topic: &str) -> bool {
+    topic.starts_with("$aws/events/")
+        || (topic.starts_with("$aws/things/")
+            && topic.contains("/shadow/")
+            && ["/accepted", "/rejected", "/delta", "/documents"]
+                .iter()
+                .any(|suffix| topic.ends_with(suffix)))
 }
 
 /// AWS's `disconnectReason` for an MQTT disconnect.
@@ -243,5 +270,34 @@ impl BrokerEventHandler for Hooks {
 
     fn on_client_publish<'a>(&'a self, event: ClientPublishEvent) -> Hook<'a, PublishAction> {
         Box::pin(self.published(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_topics_are_reserved() {
+        for topic in [
+            "$aws/events/presence/connected/lamp-1",
+            "$aws/things/lamp-1/shadow/update/accepted",
+            "$aws/things/lamp-1/shadow/update/documents",
+            "$aws/things/lamp-1/shadow/update/delta",
+            "$aws/things/lamp-1/shadow/get/rejected",
+            "$aws/things/lamp-1/shadow/delete/accepted",
+            "$aws/things/lamp-1/shadow/name/cfg/update/delta",
+        ] {
+            assert!(reserved_for_the_service(topic), "{topic}");
+        }
+        for topic in [
+            "$aws/things/lamp-1/shadow/update",
+            "$aws/things/lamp-1/shadow/get",
+            "$aws/things/lamp-1/shadow/delete",
+            "dt/lamp-x/lamp-1/telemetry",
+            "$aws/rules/hearth_telemetry/dt/lamp-x/lamp-1/telemetry",
+        ] {
+            assert!(!reserved_for_the_service(topic), "{topic}");
+        }
     }
 }

@@ -154,9 +154,12 @@ impl Storage {
         Arc::new(Shadows(self.db.shadows()))
     }
 
-    /// Flushes everything to disk.
-    pub fn close(&self) {
-        drop(self.db.clone());
+    /// Makes every write so far durable (fsync).
+    pub async fn flush(&self) -> Result<(), StackError> {
+        self.db
+            .persist()
+            .await
+            .map_err(|e| storage_error(&self.path, &e))
     }
 }
 

@@ -84,6 +84,7 @@ pub struct Stack {
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
     broker: BrokerShutdownHandle,
+    broker_task: tokio::task::JoinHandle<()>,
     hooks: Arc<Hooks>,
     tasks: JoinSet<()>,
     storage: Storage,
@@ -144,7 +145,7 @@ impl Stack {
             .local_addr()
             .ok_or_else(|| StackError::Broker("no MQTT listener address".to_owned()))?;
         let broker_handle = broker.shutdown_handle();
-        tasks.spawn(async move {
+        let broker_task = tokio::spawn(async move {
             if let Err(e) = broker.run().await {
                 error!(error = %e, "MQTT broker stopped");
             }
@@ -172,6 +173,7 @@ impl Stack {
             metrics,
             shutdown,
             broker: broker_handle,
+            broker_task,
             hooks,
             tasks,
             storage,
@@ -221,9 +223,17 @@ impl Stack {
     /// Stops the listeners and the functions (a batch in progress finishes), and flushes the
     /// storage. Messages received but not yet deleted stay queued.
     pub async fn stop(mut self) {
-        let _ = self.shutdown.send(true);
+        // The broker first: connections close and their disconnect events are still
+        // projected; only then is the platform detached from the broker's hooks.
         self.broker.shutdown();
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.broker_task)
+            .await
+            .is_err()
+        {
+            self.broker_task.abort();
+        }
         self.hooks.detach();
+        let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !self.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
@@ -235,6 +245,8 @@ impl Stack {
                 }
             }
         }
-        self.storage.close();
+        if let Err(e) = self.storage.flush().await {
+            error!(error = %e, "final flush failed");
+        }
     }
 }
