@@ -20,6 +20,7 @@
 //! adapters, and the local stack wires its embedded ones to the same [`handle`].
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures_util::StreamExt;
@@ -89,15 +90,46 @@ pub async fn function_handler(
     ports: Ports<'_>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    handle(ports, &event.payload)
+    let deadline = write_deadline(event.context.deadline, now_ms());
+    handle_until(ports, &event.payload, deadline)
         .await
         .map(|(response, _)| response)
 }
 
-/// Processes one SQS batch; returns the partial batch response and a summary.
+/// Time kept back from the invocation's deadline to report the batch response.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// When writes must stop: the invocation deadline (milliseconds since the epoch) less
+/// [`DEADLINE_MARGIN`]; `None` when the context carries no deadline.
+pub fn write_deadline(deadline_ms: u64, now_ms: u64) -> Option<tokio::time::Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Processes one SQS batch with no time limit; returns the partial batch response and a summary.
 pub async fn handle(
     ports: Ports<'_>,
     event: &SqsEvent,
+) -> Result<(SqsBatchResponse, Summary), BatchError> {
+    handle_until(ports, event, None).await
+}
+
+/// Processes one SQS batch, finishing by `deadline`: writes not done by then are abandoned and
+/// their messages reported for retry (so a slow or throttled store fails only what it did not
+/// finish, never the whole batch).
+pub async fn handle_until(
+    ports: Ports<'_>,
+    event: &SqsEvent,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<(SqsBatchResponse, Summary), BatchError> {
     let records = &event.records;
     let mut summary = Summary {
@@ -141,16 +173,43 @@ pub async fn handle(
         }
     }
 
+    // Permanently bad messages first: their fate must not depend on how the writes go.
+    send_letters(ports, &letters, &mut retry, &mut summary).await;
+    letters.clear();
+
     summary.devices = groups.len();
-    let writes = stream::iter(groups)
-        .map(|(thing, update, members)| async move {
+    let mut pending: Vec<Option<Vec<usize>>> = groups
+        .iter()
+        .map(|(_, _, members)| Some(members.clone()))
+        .collect();
+    let mut writes = stream::iter(groups.into_iter().enumerate())
+        .map(|(g, (thing, update, members))| async move {
             let result = ports.store.apply(&thing, &update).await;
-            (thing, members, result)
+            (g, thing, members, result)
         })
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    for (thing, members, result) in writes {
+        .buffer_unordered(WRITE_CONCURRENCY);
+    let mut finished = Vec::new();
+    loop {
+        let next = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, writes.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    warn!("out of time: the unfinished writes' messages will be retried");
+                    break;
+                }
+            },
+            None => writes.next().await,
+        };
+        match next {
+            Some(write) => finished.push(write),
+            None => break,
+        }
+    }
+    drop(writes);
+    for (g, thing, members, result) in finished {
+        if let Some(slot) = pending.get_mut(g) {
+            *slot = None;
+        }
         match result {
             Ok(changes) => debug!(%thing, ?changes, messages = members.len(), "state applied"),
             Err(e) if e.is_retryable() => {
@@ -174,24 +233,12 @@ pub async fn handle(
             }
         }
     }
-
-    if !letters.is_empty() {
-        let batch: Vec<DeadLetter> = letters.iter().map(|(_, l)| l.clone()).collect();
-        let results = ports.dead_letters.send(&batch).await;
-        for (n, (i, _)) in letters.iter().enumerate() {
-            match results.get(n) {
-                Some(Ok(())) => summary.dead_lettered += 1,
-                Some(Err(e)) => {
-                    warn!(error = %e, "dead-lettering failed; retrying the message");
-                    retry.insert(*i);
-                }
-                None => {
-                    warn!("dead-letter sink returned too few results; retrying the message");
-                    retry.insert(*i);
-                }
-            }
-        }
+    for members in pending.into_iter().flatten() {
+        retry.extend(members);
     }
+
+    // Messages the store refused.
+    send_letters(ports, &letters, &mut retry, &mut summary).await;
 
     let mut response = SqsBatchResponse::default();
     let mut unidentifiable = 0;
@@ -216,6 +263,33 @@ pub async fn handle(
         "batch processed"
     );
     Ok((response, summary))
+}
+
+/// Sends dead letters; a letter that could not be sent leaves its message for retry.
+async fn send_letters(
+    ports: Ports<'_>,
+    letters: &[(usize, DeadLetter)],
+    retry: &mut BTreeSet<usize>,
+    summary: &mut Summary,
+) {
+    if letters.is_empty() {
+        return;
+    }
+    let batch: Vec<DeadLetter> = letters.iter().map(|(_, l)| l.clone()).collect();
+    let results = ports.dead_letters.send(&batch).await;
+    for (n, (i, _)) in letters.iter().enumerate() {
+        match results.get(n) {
+            Some(Ok(())) => summary.dead_lettered += 1,
+            Some(Err(e)) => {
+                warn!(error = %e, "dead-lettering failed; retrying the message");
+                retry.insert(*i);
+            }
+            None => {
+                warn!("dead-letter sink returned too few results; retrying the message");
+                retry.insert(*i);
+            }
+        }
+    }
 }
 
 fn letter(message_id: &str, body: &str, reason: &str, detail: &str) -> DeadLetter {

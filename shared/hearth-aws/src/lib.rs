@@ -18,7 +18,20 @@ pub mod sqs;
 /// The shared SDK configuration, from the environment (region, credentials, endpoint URLs).
 /// Build it once per process and every client from it.
 pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .load()
+        .await
+}
+
+/// Bounded calls: the SDK sets no operation timeout of its own, and a Lambda must finish its
+/// batch (reporting what it could not do) well within its own timeout.
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .operation_attempt_timeout(std::time::Duration::from_secs(3))
+        .operation_timeout(std::time::Duration::from_secs(8))
+        .build()
 }
 
 /// Maps an SDK error to a [`StoreError`]: the service error codes in `permanent` (the request

@@ -309,3 +309,48 @@ async fn the_lambda_entry_point_returns_a_partial_batch_response() {
         Some(json!({"batchItemFailures": [{"itemIdentifier": "retry"}]}))
     );
 }
+
+#[tokio::test]
+async fn a_hanging_write_fails_only_its_own_messages_at_the_deadline() {
+    let world = World::default();
+    world.hang("stuck");
+    let event = batch(vec![
+        record("s1", &telemetry("stuck", 1, 100)),
+        record("bad", "not json"),
+        record("ok", &telemetry("fine", 1, 100)),
+        record("s2", &telemetry("stuck", 2, 200)),
+    ]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+    let (response, summary) =
+        match hearth_state_processor::handle_until(world.ports(), &event, Some(deadline)).await {
+            Ok(done) => done,
+            Err(e) => panic!("batch failed: {e}"),
+        };
+    let retried: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(retried, vec!["s1", "s2"]);
+    assert_eq!(
+        summary.dead_lettered, 1,
+        "the poison message is dead-lettered all the same"
+    );
+    assert_eq!(world.state("fine").await.last_seen, Some(100));
+}
+
+#[test]
+fn the_write_deadline_keeps_a_margin_before_the_invocation_deadline() {
+    use hearth_state_processor::{DEADLINE_MARGIN, write_deadline};
+    assert!(
+        write_deadline(0, 1_000).is_none(),
+        "no deadline in the context"
+    );
+    let deadline = write_deadline(21_000, 1_000);
+    let now = tokio::time::Instant::now();
+    let left = deadline.map_or(std::time::Duration::ZERO, |d| {
+        d.saturating_duration_since(now)
+    });
+    assert!(left <= std::time::Duration::from_secs(20) - DEADLINE_MARGIN);
+    assert!(left >= std::time::Duration::from_secs(17));
+}

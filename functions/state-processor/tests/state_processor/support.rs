@@ -20,12 +20,16 @@ pub struct World {
     pub transient_for: Mutex<HashSet<String>>,
     pub reject_for: Mutex<HashSet<String>>,
     pub letters_fail: Mutex<bool>,
+    pub hang_for: Mutex<HashSet<String>>,
 }
 
 #[async_trait]
 impl StateStore for World {
     async fn apply(&self, thing: &DeviceId, update: &DeviceState) -> Result<Changes, StoreError> {
         self.applies.fetch_add(1, Ordering::SeqCst);
+        if lock(&self.hang_for).contains(thing.as_str()) {
+            std::future::pending::<()>().await;
+        }
         if lock(&self.transient_for).contains(thing.as_str()) {
             return Err(StoreError::Transient("throttled".to_owned()));
         }
@@ -60,6 +64,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl World {
     pub fn fail_transiently(&self, thing: &str) {
         lock(&self.transient_for).insert(thing.to_owned());
+    }
+
+    pub fn hang(&self, thing: &str) {
+        lock(&self.hang_for).insert(thing.to_owned());
     }
 
     pub fn reject(&self, thing: &str) {
