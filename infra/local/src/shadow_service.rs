@@ -121,6 +121,7 @@ impl ShadowService {
         token: Option<&str>,
     ) -> Result<Vec<Reply>, ShadowError> {
         let prefix = format!("$aws/things/{thing}/shadow");
+        // `current` may be the tombstone of a deleted shadow (it keeps the version).
         let current = self.storage.get(thing).await.map_err(internal)?;
         match op {
             Operation::Update => {
@@ -146,7 +147,9 @@ impl ShadowService {
                 Ok(replies)
             }
             Operation::Get => {
-                let shadow = current.ok_or_else(|| ShadowError::NotFound(thing.to_owned()))?;
+                let shadow = current
+                    .filter(Shadow::is_live)
+                    .ok_or_else(|| ShadowError::NotFound(thing.to_owned()))?;
                 Ok(vec![reply(
                     format!("{prefix}/get/accepted"),
                     &shadow.document(token),
@@ -155,7 +158,12 @@ impl ShadowService {
             Operation::Delete => {
                 let accepted =
                     Shadow::delete(current.as_ref(), thing, token.map(str::to_owned), now)?;
-                self.storage.delete(thing).await.map_err(internal)?;
+                if let Some(shadow) = &current {
+                    self.storage
+                        .put(thing, &shadow.tombstone(now))
+                        .await
+                        .map_err(internal)?;
+                }
                 Ok(vec![reply(
                     format!("{prefix}/delete/accepted"),
                     &serde_json::to_value(&accepted).unwrap_or(Value::Null),
@@ -300,5 +308,18 @@ mod tests {
         let missing = service.handle("lamp-1", Operation::Get, b"", 105).await;
         assert_eq!(missing[0].topic, "$aws/things/lamp-1/shadow/get/rejected");
         assert_eq!(json(&missing[0])["code"], 404);
+        let again = service.handle("lamp-1", Operation::Delete, b"", 106).await;
+        assert_eq!(json(&again[0])["code"], 404);
+
+        // Recreated within 48 hours: the version continues (AWS IoT).
+        let recreated = service
+            .handle(
+                "lamp-1",
+                Operation::Update,
+                br#"{"state": {"reported": {"power": "off"}}}"#,
+                107,
+            )
+            .await;
+        assert_eq!(json(&recreated[0])["version"], 2);
     }
 }

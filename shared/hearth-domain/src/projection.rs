@@ -15,7 +15,8 @@
 //! built from messages): [`DeviceState::merge`] folds a newer partial state in, concern by
 //! concern. Coalescing a batch and applying it to the store are the same operation.
 //!
-//! Shadow epochs: AWS restarts versions at 1 when a deleted shadow is recreated. A delete records
+//! Shadow epochs: AWS continues a recreated shadow's version within 48 hours of its delete and
+//! restarts at 1 after that, so both must be accepted. A delete records
 //! its receive time (`shadow_deleted_at`) and clears any document received before it; a document
 //! received at or before the latest delete is stale. A version-1 document always starts a new
 //! epoch, so it replaces any document received before it even when the delete message is late.

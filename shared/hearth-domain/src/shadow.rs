@@ -11,6 +11,9 @@
 //! [`MAX_REQUEST_BYTES`]. Violations are [`ShadowError`]s carrying AWS's code and message, which
 //! become the `rejected` reply ([`ErrorResponse`]).
 //!
+//! A deleted shadow leaves a [`Shadow::tombstone`]: recreated within 48 hours, its version
+//! continues from the deleted one; later it starts again (AWS IoT's documented behaviour).
+//!
 //! Two choices where AWS's documentation is silent: an object emptied by `null` deletions is
 //! removed (a section emptied that way disappears), and an array's metadata mirrors the array
 //! (one timestamp per element).
@@ -254,7 +257,15 @@ pub struct Shadow {
     pub version: u64,
     /// When the shadow was last updated (seconds).
     pub timestamp: u64,
+    /// Set when the shadow was deleted (seconds): a tombstone that remembers the version, so a
+    /// shadow recreated within [`VERSION_MEMORY_SECS`] continues from it, as AWS does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<u64>,
 }
+
+/// How long AWS remembers a deleted shadow's version: a shadow recreated within 48 hours of its
+/// delete continues from the deleted version; later, versions start again.
+pub const VERSION_MEMORY_SECS: u64 = 48 * 3600;
 
 /// Everything an accepted update produces: the new shadow and the messages AWS publishes.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,13 +288,23 @@ impl Shadow {
         request: &UpdateRequest,
         now: u64,
     ) -> Result<UpdateOutcome, ShadowError> {
-        let current_version = current.map_or(0, |s| s.version);
+        let live = current.filter(|s| s.is_live());
+        let current_version = match current {
+            Some(s) if s.is_live() => s.version,
+            Some(s)
+                if s.deleted_at
+                    .is_some_and(|deleted| now.saturating_sub(deleted) <= VERSION_MEMORY_SECS) =>
+            {
+                s.version
+            }
+            _ => 0,
+        };
         if let Some(expected) = request.version
             && expected != current_version
         {
             return Err(ShadowError::VersionConflict);
         }
-        let mut next = current.cloned().unwrap_or_default();
+        let mut next = live.cloned().unwrap_or_default();
         apply_section(
             &mut next.state.desired,
             &mut next.metadata.desired,
@@ -339,7 +360,7 @@ impl Shadow {
             SectionUpdate::Absent | SectionUpdate::Clear => None,
         };
         let documents = DocumentsMessage {
-            previous: current.map(Shadow::snapshot),
+            previous: live.map(Shadow::snapshot),
             current: next.snapshot(),
             timestamp: now,
             client_token: request.client_token.clone(),
@@ -359,12 +380,30 @@ impl Shadow {
         client_token: Option<String>,
         now: u64,
     ) -> Result<DeleteAccepted, ShadowError> {
-        let shadow = current.ok_or_else(|| ShadowError::NotFound(thing.to_owned()))?;
+        let shadow = current
+            .filter(|s| s.is_live())
+            .ok_or_else(|| ShadowError::NotFound(thing.to_owned()))?;
         Ok(DeleteAccepted {
             version: shadow.version,
             timestamp: now,
             client_token,
         })
+    }
+
+    /// Whether this is a shadow (not the tombstone of a deleted one).
+    pub fn is_live(&self) -> bool {
+        self.deleted_at.is_none()
+    }
+
+    /// What to keep of this shadow once deleted at `now`: its version, for
+    /// [`VERSION_MEMORY_SECS`].
+    pub fn tombstone(&self, now: u64) -> Shadow {
+        Shadow {
+            version: self.version,
+            timestamp: now,
+            deleted_at: Some(now),
+            ..Shadow::default()
+        }
     }
 
     /// The desired fields that differ from the reported ones, recursively; `None` when there

@@ -310,11 +310,16 @@ impl crate::ShadowGateway for MemoryShadows {
     async fn get_shadow(&self, thing: &DeviceId) -> Result<Option<Object>, IotError> {
         Ok(lock(&self.shadows)
             .get(thing)
+            .filter(|s| s.is_live())
             .and_then(|s| s.document(None).as_object().cloned()))
     }
 
     async fn delete_shadow(&self, thing: &DeviceId) -> Result<(), IotError> {
-        lock(&self.shadows).remove(thing);
+        let mut shadows = lock(&self.shadows);
+        if let Some(shadow) = shadows.get(thing).filter(|s| s.is_live()) {
+            let tombstone = shadow.tombstone(shadow.timestamp);
+            shadows.insert(thing.clone(), tombstone);
+        }
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ pub fn shadow(version: u64, power: &str) -> Shadow {
         metadata: Sections::default(),
         version,
         timestamp: 1_700_000_000 + version,
+        deleted_at: None,
     }
 }
 

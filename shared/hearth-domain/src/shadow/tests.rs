@@ -271,6 +271,42 @@ fn delete_reports_the_deleted_version_or_404() -> Result<(), ShadowError> {
 }
 
 #[test]
+fn a_recreated_shadow_continues_its_version_within_48_hours() -> Result<(), ShadowError> {
+    let v1 = apply(None, json!({"state": {"reported": {"a": 1}}}), 1_000)?;
+    let v2 = apply(
+        Some(&v1.shadow),
+        json!({"state": {"reported": {"a": 2}}}),
+        1_001,
+    )?;
+    let tombstone = v2.shadow.tombstone(1_002);
+    assert!(!tombstone.is_live());
+    assert_eq!(
+        Shadow::delete(Some(&tombstone), "t", None, 1_003),
+        Err(ShadowError::NotFound("t".into())),
+        "a deleted shadow cannot be deleted again"
+    );
+    let soon = apply(
+        Some(&tombstone),
+        json!({"state": {"reported": {"b": 1}}}),
+        2_000,
+    )?;
+    assert_eq!(soon.shadow.version, 3, "within 48 h the version continues");
+    assert_eq!(
+        soon.shadow.state.reported,
+        Some(obj(json!({"b": 1}))),
+        "but the state is new"
+    );
+    assert_eq!(soon.documents.previous, None);
+    let late = apply(
+        Some(&tombstone),
+        json!({"state": {"reported": {"b": 1}}}),
+        1_002 + VERSION_MEMORY_SECS + 1,
+    )?;
+    assert_eq!(late.shadow.version, 1, "after 48 h versions start again");
+    Ok(())
+}
+
+#[test]
 fn documents_message_round_trips_aws_json() {
     // The shape AWS publishes on update/documents (previous is absent for a new shadow).
     let text = r#"{
