@@ -76,9 +76,11 @@ impl Hooks {
         Self {
             router: RwLock::new(None),
             platform: RwLock::new(Some(Arc::new(Platform { ingress, shadows }))),
-            // Seeded from the clock, so versions keep increasing across restarts.
+            // Seeded from the clock in microseconds, so versions keep increasing across restarts
+            // (one connect per version: a thousand connects per millisecond of uptime before a
+            // restart could catch up).
             sessions: Mutex::new(Sessions {
-                next_version: now_ms(),
+                next_version: now_ms().saturating_mul(1000),
                 open: HashMap::new(),
             }),
         }
@@ -211,6 +213,10 @@ impl Hooks {
             if let Some(router) = router {
                 router.disconnect_client(&event.client_id).await;
             }
+            return PublishAction::Handled;
+        }
+        if event.topic.starts_with("$aws/rules/") {
+            // Basic Ingest: for the rules engine only, never delivered to subscribers.
             return PublishAction::Handled;
         }
         if let Some((thing, op)) = request_topic(&event.topic) {
