@@ -90,7 +90,13 @@ pub async fn function_handler(
     ports: Ports<'_>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    let deadline = write_deadline(event.context.deadline, now_ms());
+    let now = now_ms();
+    debug!(
+        deadline_ms = event.context.deadline,
+        now_ms = now,
+        "invocation time budget"
+    );
+    let deadline = write_deadline(event.context.deadline, now);
     handle_until(ports, &event.payload, deadline)
         .await
         .map(|(response, _)| response)
@@ -100,9 +106,11 @@ pub async fn function_handler(
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// When writes must stop: the invocation deadline (milliseconds since the epoch) less
-/// [`DEADLINE_MARGIN`]; `None` when the context carries no deadline.
+/// [`DEADLINE_MARGIN`]; `None` when the context carries no usable deadline (none, or one that is
+/// not in the future — cargo-lambda's emulator sends the timeout itself, e.g. `600000`, where
+/// Lambda sends an epoch time).
 pub fn write_deadline(deadline_ms: u64, now_ms: u64) -> Option<tokio::time::Instant> {
-    if deadline_ms == 0 {
+    if deadline_ms <= now_ms {
         return None;
     }
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));

@@ -346,6 +346,10 @@ fn the_write_deadline_keeps_a_margin_before_the_invocation_deadline() {
         write_deadline(0, 1_000).is_none(),
         "no deadline in the context"
     );
+    assert!(
+        write_deadline(600_000, 1_795_529_443_517).is_none(),
+        "a deadline that is not an epoch time in the future is ignored"
+    );
     let deadline = write_deadline(21_000, 1_000);
     let now = tokio::time::Instant::now();
     let left = deadline.map_or(std::time::Duration::ZERO, |d| {
