@@ -52,3 +52,38 @@ async fn telemetry_is_stored_and_a_poison_message_ends_in_the_dead_letter_queue(
     assert_eq!(state["telemetry"]["payload"]["seq"], 2);
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_forge_what_only_the_service_publishes() {
+    let dir = tempdir();
+    let stack = start(dir.path()).await;
+    let accepted = "$aws/things/door-1/shadow/update/accepted";
+    let mut door = Device::connect(stack.mqtt_addr(), "door-1", &[accepted]).await;
+    let report = |lock: &str| json!({"state": {"reported": {"lock": lock}}}).to_string();
+    door.publish("$aws/things/door-1/shadow/update", report("locked"))
+        .await;
+    door.expect(accepted).await;
+    state_until(stack.http_addr(), "door-1", |s| s["shadow"]["version"] == 1).await;
+
+    // A forged documents message with a huge version would make every later version stale.
+    let mut forger = Device::connect(stack.mqtt_addr(), "forger", &[]).await;
+    let documents = json!({
+        "previous": null,
+        "current": {"state": {"reported": {"lock": "unlocked"}}, "version": 18_446_744_073_709_551_615_u64},
+        "timestamp": 1
+    });
+    forger
+        .publish(
+            "$aws/things/door-1/shadow/update/documents",
+            documents.to_string(),
+        )
+        .await;
+    forger.acked().await;
+
+    door.publish("$aws/things/door-1/shadow/update", report("unlocked"))
+        .await;
+    door.expect(accepted).await;
+    let state = state_until(stack.http_addr(), "door-1", |s| s["shadow"]["version"] == 2).await;
+    assert_eq!(state["shadow"]["reported"]["lock"], "unlocked");
+    stack.stop().await;
+}
