@@ -100,6 +100,13 @@ impl Hooks {
         *self.router.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
+    fn router(&self) -> Option<Arc<MessageRouter>> {
+        self.router
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn platform(&self) -> Option<Arc<Platform>> {
         self.platform
             .read()
@@ -115,12 +122,7 @@ impl Hooks {
         if let Err(e) = platform.ingress.accept(topic, &payload, "", now).await {
             error!(topic, error = %e, "could not queue a platform message");
         }
-        let router = self
-            .router
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(router) = router {
+        if let Some(router) = self.router() {
             let packet = PublishPacket::new(topic, Bytes::from(payload), QoS::AtLeastOnce);
             router.route_message(&packet, None).await;
         }
@@ -205,12 +207,7 @@ impl Hooks {
             // The broker acknowledges after this hook whatever it returns; disconnecting the
             // client (best effort, before the PUBACK is written) makes it resend.
             error!(topic = %event.topic, client_id = %event.client_id, error = %e, "could not queue a device message; disconnecting the client");
-            let router = self
-                .router
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            if let Some(router) = router {
+            if let Some(router) = self.router() {
                 router.disconnect_client(&event.client_id).await;
             }
             return PublishAction::Handled;

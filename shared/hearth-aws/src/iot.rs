@@ -134,6 +134,21 @@ fn certificate_id(arn: &str) -> Result<String, IotError> {
         .ok_or_else(|| IotError::Rejected(format!("{arn} is not a certificate ARN")))
 }
 
+/// An issued certificate from the fields AWS returns (all required).
+fn issued(
+    id: Option<&str>,
+    arn: Option<&str>,
+    pem: Option<&str>,
+    private_key_pem: Option<String>,
+) -> Result<IssuedCertificate, IotError> {
+    Ok(IssuedCertificate {
+        certificate_id: id.ok_or_else(|| missing("certificate id"))?.to_owned(),
+        certificate_arn: arn.ok_or_else(|| missing("certificate ARN"))?.to_owned(),
+        certificate_pem: pem.ok_or_else(|| missing("certificate"))?.to_owned(),
+        private_key_pem,
+    })
+}
+
 fn missing(field: &str) -> IotError {
     IotError::Transient(format!("AWS IoT returned no {field}"))
 }
@@ -186,21 +201,12 @@ impl ThingProvisioner for IotProvisioner {
                     .send()
                     .await
                     .map_err(|e| classify(&e, IOT_PERMANENT))?;
-                IssuedCertificate {
-                    certificate_id: output
-                        .certificate_id()
-                        .ok_or_else(|| missing("certificate id"))?
-                        .to_owned(),
-                    certificate_arn: output
-                        .certificate_arn()
-                        .ok_or_else(|| missing("certificate ARN"))?
-                        .to_owned(),
-                    certificate_pem: output
-                        .certificate_pem()
-                        .ok_or_else(|| missing("certificate"))?
-                        .to_owned(),
-                    private_key_pem: None,
-                }
+                issued(
+                    output.certificate_id(),
+                    output.certificate_arn(),
+                    output.certificate_pem(),
+                    None,
+                )?
             }
             None => {
                 let output = self
@@ -210,27 +216,16 @@ impl ThingProvisioner for IotProvisioner {
                     .send()
                     .await
                     .map_err(|e| classify(&e, IOT_PERMANENT))?;
-                IssuedCertificate {
-                    certificate_id: output
-                        .certificate_id()
-                        .ok_or_else(|| missing("certificate id"))?
-                        .to_owned(),
-                    certificate_arn: output
-                        .certificate_arn()
-                        .ok_or_else(|| missing("certificate ARN"))?
-                        .to_owned(),
-                    certificate_pem: output
-                        .certificate_pem()
-                        .ok_or_else(|| missing("certificate"))?
-                        .to_owned(),
-                    private_key_pem: Some(
-                        output
-                            .key_pair()
-                            .and_then(|k| k.private_key())
-                            .ok_or_else(|| missing("private key"))?
-                            .to_owned(),
-                    ),
-                }
+                let key = output
+                    .key_pair()
+                    .and_then(|k| k.private_key())
+                    .ok_or_else(|| missing("private key"))?;
+                issued(
+                    output.certificate_id(),
+                    output.certificate_arn(),
+                    output.certificate_pem(),
+                    Some(key.to_owned()),
+                )?
             }
         };
         self.client
