@@ -218,6 +218,13 @@ impl Db {
         ShadowStore::new(Arc::clone(&self.inner.shared))
     }
 
+    /// The next value of the database's strictly increasing counter (the one message ids come
+    /// from). Committed before it is returned, so values keep increasing across restarts and
+    /// crashes.
+    pub fn next_sequence(&self) -> Result<u64, EmbeddedError> {
+        self.inner.shared.commit_with_ids(1, |_, _| {})
+    }
+
     /// A durability barrier: resolves once every write committed before the call is fsynced.
     /// Concurrent callers (and queue sends) share one fsync.
     pub async fn persist(&self) -> Result<(), EmbeddedError> {

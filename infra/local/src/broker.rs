@@ -6,8 +6,8 @@
 //!   queues) *before* the broker acknowledges it, so a PUBACK means the message is on disk.
 //! - Requests on the classic shadow topics are answered by the [`ShadowService`].
 //! - Connects and disconnects publish AWS's lifecycle events on
-//!   `$aws/events/presence/connected|disconnected/<clientId>`, with a `versionNumber` that
-//!   increases per client id across restarts.
+//!   `$aws/events/presence/connected|disconnected/<clientId>`, with a `versionNumber` from a
+//!   persisted counter, so it increases per client id across restarts.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -57,6 +57,7 @@ pub struct Hooks {
     /// that outlive the stack hold no storage.
     platform: RwLock<Option<Arc<Platform>>>,
     sessions: Mutex<Sessions>,
+    versions: Versions,
 }
 
 struct Platform {
@@ -66,23 +67,23 @@ struct Platform {
 
 /// Presence bookkeeping: the version of each open session, oldest first, per client id.
 struct Sessions {
-    next_version: u64,
     open: HashMap<String, VecDeque<u64>>,
 }
 
+/// Where presence `versionNumber`s come from: strictly increasing, across restarts too.
+pub type Versions = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
 impl Hooks {
-    /// Hooks routing into `ingress` and answering shadow requests with `shadows`.
-    pub fn new(ingress: Arc<dyn Ingress>, shadows: ShadowService) -> Self {
+    /// Hooks routing into `ingress`, answering shadow requests with `shadows`, numbering
+    /// sessions with `versions`.
+    pub fn new(ingress: Arc<dyn Ingress>, shadows: ShadowService, versions: Versions) -> Self {
         Self {
             router: RwLock::new(None),
             platform: RwLock::new(Some(Arc::new(Platform { ingress, shadows }))),
-            // Seeded from the clock in microseconds, so versions keep increasing across restarts
-            // (one connect per version: a thousand connects per millisecond of uptime before a
-            // restart could catch up).
             sessions: Mutex::new(Sessions {
-                next_version: now_ms().saturating_mul(1000),
                 open: HashMap::new(),
             }),
+            versions,
         }
     }
 
@@ -134,17 +135,16 @@ impl Hooks {
 
     async fn connected(&self, client_id: &str) {
         let now = now_ms();
-        let version = {
+        // A persisted counter; if it fails, the clock in microseconds still increases.
+        let version = (self.versions)().unwrap_or_else(|| now.saturating_mul(1000));
+        {
             let mut sessions = self.sessions();
-            sessions.next_version += 1;
-            let version = sessions.next_version;
             sessions
                 .open
                 .entry(client_id.to_owned())
                 .or_default()
                 .push_back(version);
-            version
-        };
+        }
         let event = json!({
             "clientId": client_id,
             "timestamp": now,
@@ -170,8 +170,10 @@ impl Hooks {
             if sessions.open.get(client_id).is_some_and(VecDeque::is_empty) {
                 sessions.open.remove(client_id);
             }
-            version.unwrap_or(sessions.next_version)
+            version
         };
+        let version =
+            version.unwrap_or_else(|| (self.versions)().unwrap_or(now.saturating_mul(1000)));
         let reason_name = disconnect_reason(reason, unexpected);
         let event = json!({
             "clientId": client_id,

@@ -149,6 +149,12 @@ impl Storage {
         Ok(queues)
     }
 
+    /// Presence version numbers from the database's persisted counter.
+    pub fn versions(&self) -> crate::broker::Versions {
+        let db = self.db.clone();
+        Box::new(move || db.next_sequence().ok())
+    }
+
     /// The shadow storage.
     pub fn shadows(&self) -> Arc<dyn ShadowStorage> {
         Arc::new(Shadows(self.db.shadows()))

@@ -124,7 +124,7 @@ impl Stack {
         // IoT Core: broker, rules, shadow service, presence.
         let ingress = Arc::new(glue::RulesIngress::new(&routing, &queues));
         let shadows = ShadowService::new(storage.shadows());
-        let hooks = Arc::new(Hooks::new(ingress, shadows));
+        let hooks = Arc::new(Hooks::new(ingress, shadows, storage.versions()));
         let broker_config = BrokerConfig::default()
             .with_bind_address(config.mqtt)
             .with_max_clients(100_000)

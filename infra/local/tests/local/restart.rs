@@ -23,7 +23,10 @@ async fn shadow_and_state_survive_a_restart() {
     )
     .await;
     lock.expect(&format!("{shadow}/update/accepted")).await;
-    state_until(stack.http_addr(), "lock-1", |s| s["shadow"]["version"] == 1).await;
+    let before = state_until(stack.http_addr(), "lock-1", |s| s["shadow"]["version"] == 1).await;
+    let first_session = before["connectivity"]["version_number"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
     drop(lock);
     stack.stop().await;
 
@@ -41,6 +44,14 @@ async fn shadow_and_state_survive_a_restart() {
     assert_eq!(document["version"], 1);
     assert_eq!(document["state"]["delta"], json!({"lock": "unlocked"}));
     assert!(document["metadata"]["reported"]["lock"]["timestamp"].is_u64());
+    // The new session's presence version is higher than the one before the restart, so the
+    // device shows as connected.
+    let after = state_until(stack.http_addr(), "lock-1", |s| {
+        s["connectivity"]["connected"] == true
+            && s["connectivity"]["version_number"].as_u64() > Some(first_session)
+    })
+    .await;
+    assert_eq!(after["connectivity"]["event"], "connected");
     stack.stop().await;
 }
 
