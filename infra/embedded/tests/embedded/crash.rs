@@ -24,12 +24,9 @@ fn body(round: usize, sender: usize, batch: usize, i: usize) -> String {
     format!("r{round}-s{sender}-b{batch}-{i}-{}", "x".repeat(180))
 }
 
-/// The child: sends until killed. A no-op when the test runs normally.
-#[test]
-fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD) else {
-        return;
-    };
+/// The child (this test re-executed with `CHILD` set to the database directory): sends until
+/// killed.
+fn crash_child(dir: &str) {
     let round: usize = ok(
         ok(std::env::var("HEARTH_EMBEDDED_CRASH_ROUND"), "round").parse(),
         "round",
@@ -42,7 +39,7 @@ fn crash_child() {
         "runtime",
     );
     runtime.block_on(async move {
-        let db = ok(Db::open(&dir), "open");
+        let db = ok(Db::open(dir), "open");
         let queue = queue(&db);
         let senders = (0..SENDERS).map(|s| {
             let queue = queue.clone();
@@ -86,7 +83,8 @@ fn parse(line: &str, round: usize) -> Option<Ack> {
 
 #[test]
 fn acknowledged_sends_survive_sigkill() {
-    if std::env::var_os(CHILD).is_some() {
+    if let Ok(dir) = std::env::var(CHILD) {
+        crash_child(&dir);
         return;
     }
     let dir = crate::tempdir();
@@ -96,7 +94,7 @@ fn acknowledged_sends_survive_sigkill() {
         let mut child = ok(
             Command::new(&exe)
                 .args([
-                    "crash::crash_child",
+                    "crash::acknowledged_sends_survive_sigkill",
                     "--exact",
                     "--nocapture",
                     "--test-threads=1",
