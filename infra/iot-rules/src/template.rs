@@ -232,8 +232,10 @@ impl Routing {
         now_ms: u64,
     ) -> Vec<(&str, Vec<u8>)> {
         let mut out = Vec::new();
-        if let Some((name, rule_topic)) = basic_ingest(topic) {
-            if let Some(rule) = self.rule(name).filter(|r| !r.disabled) {
+        if let Some((name, _)) = basic_ingest(topic) {
+            if let Some(rule) = self.rule(name)
+                && let Some(rule_topic) = rule.accepts(topic)
+            {
                 let message = Message::new(rule_topic, payload, client_id, now_ms);
                 if let Some(body) = rule.sql.evaluate(&message) {
                     rule.deliver(body, &mut out);
@@ -244,7 +246,7 @@ impl Routing {
         let message = Message::new(topic, payload, client_id, now_ms);
         for &i in &self.enabled {
             let rule = &self.rules[i];
-            if rule.sql.topic_filter().matches(topic)
+            if rule.accepts(topic).is_some()
                 && let Some(body) = rule.sql.evaluate(&message)
             {
                 rule.deliver(body, &mut out);
@@ -266,17 +268,21 @@ impl TopicRule {
         client_id: &str,
         now_ms: u64,
     ) -> Option<Vec<u8>> {
+        let rule_topic = self.accepts(topic)?;
+        self.sql
+            .evaluate(&Message::new(rule_topic, payload, client_id, now_ms))
+    }
+
+    /// Whether this rule takes a message on `topic`, and the topic as its SQL sees it: a Basic
+    /// Ingest topic for this rule (prefix removed), or a topic its FROM filter matches.
+    fn accepts<'t>(&self, topic: &'t str) -> Option<&'t str> {
         if self.disabled {
             return None;
         }
-        let rule_topic = match basic_ingest(topic) {
-            Some((name, rule_topic)) if name == self.name => rule_topic,
-            Some(_) => return None,
-            None if self.sql.topic_filter().matches(topic) => topic,
-            None => return None,
-        };
-        self.sql
-            .evaluate(&Message::new(rule_topic, payload, client_id, now_ms))
+        match basic_ingest(topic) {
+            Some((name, rule_topic)) => (name == self.name).then_some(rule_topic),
+            None => self.sql.topic_filter().matches(topic).then_some(topic),
+        }
     }
 
     fn deliver<'r>(&'r self, body: Vec<u8>, out: &mut Vec<(&'r str, Vec<u8>)>) {
