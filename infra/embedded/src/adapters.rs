@@ -109,17 +109,39 @@ impl EmbeddedStateStore {
 
     fn apply_now(&self, thing: &DeviceId, update: &DeviceState) -> Result<Changes, EmbeddedError> {
         let key = thing.as_str().as_bytes();
-        let _guard = self.shared.stripe(key);
-        let stored: Option<DeviceState> = get(&self.shared.state, "state", key)?;
-        let existed = stored.is_some();
-        let mut state = stored.unwrap_or_default();
+        let mut cache = self.shared.state_cache(key);
+        let existed = match cache.get(key) {
+            Some(_) => true,
+            None => match get::<DeviceState>(&self.shared.state, "state", key)? {
+                Some(stored) => {
+                    cache.insert(key, stored);
+                    true
+                }
+                None => false,
+            },
+        };
+        let mut fresh = DeviceState::default();
+        let state = match cache.get_mut(key) {
+            Some(cached) => cached,
+            None => &mut fresh,
+        };
         let changes = state.merge(update);
         if changes.any() || !existed {
-            let value = encode("state", &state)?;
-            self.shared
-                .state
-                .insert(key, value)
-                .map_err(EmbeddedError::storage)?;
+            let written = encode("state", &*state).and_then(|value| {
+                self.shared
+                    .state
+                    .insert(key, value)
+                    .map_err(EmbeddedError::storage)
+            });
+            match written {
+                Ok(()) if !existed => cache.insert(key, fresh),
+                Ok(()) => {}
+                Err(e) => {
+                    // The cached entry was merged in place: drop it so it never runs ahead.
+                    cache.remove(key);
+                    return Err(e);
+                }
+            }
         }
         Ok(changes)
     }
@@ -132,7 +154,11 @@ impl StateStore for EmbeddedStateStore {
     }
 
     async fn get_state(&self, thing: &DeviceId) -> Result<Option<DeviceState>, StoreError> {
-        Ok(get(&self.shared.state, "state", thing.as_str().as_bytes())?)
+        let key = thing.as_str().as_bytes();
+        if let Some(cached) = self.shared.state_cache(key).get(key) {
+            return Ok(Some(cached.clone()));
+        }
+        Ok(get(&self.shared.state, "state", key)?)
     }
 }
 

@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     /// a restart never matches.
     tokens: AtomicU64,
     stripes: Vec<Mutex<()>>,
+    /// The state projections, cached write-through by key, one map per stripe; holding a
+    /// stripe's map also serialises read-modify-writes of its state keys.
+    state_cache: Vec<Mutex<StateCache>>,
     /// Bytes of queue message bodies held in memory.
     resident: AtomicUsize,
     pub(crate) syncer: Syncer,
@@ -146,6 +149,9 @@ impl Db {
             next_id: Mutex::new(next_id),
             tokens: AtomicU64::new(seed.max(1)),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            state_cache: (0..STRIPES)
+                .map(|_| Mutex::new(StateCache::default()))
+                .collect(),
             resident: AtomicUsize::new(0),
             syncer: Syncer::start(db.clone(), path.clone())?,
             db,
@@ -279,10 +285,55 @@ impl Shared {
 
     /// Serialises read-modify-writes of one key (of any keyspace).
     pub(crate) fn stripe(&self, key: &[u8]) -> MutexGuard<'_, ()> {
-        let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        let index = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
-        lock(&self.stripes[index])
+        lock(&self.stripes[stripe_index(key)])
+    }
+
+    /// The cached state projections of `key`'s stripe, locked (see [`StateCache`]).
+    pub(crate) fn state_cache(&self, key: &[u8]) -> MutexGuard<'_, StateCache> {
+        lock(&self.state_cache[stripe_index(key)])
+    }
+}
+
+fn stripe_index(key: &[u8]) -> usize {
+    let hash = key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    usize::try_from(hash % STRIPES as u64).unwrap_or(0)
+}
+
+/// Decoded state projections of one stripe, kept write-through: an entry always equals what
+/// the database holds for its key (an entry whose write failed is removed), so a read-modify-write
+/// skips reading and decoding the stored value. Bounded: a full stripe is emptied and refills
+/// from the database.
+#[derive(Default)]
+pub(crate) struct StateCache {
+    entries: HashMap<Box<[u8]>, hearth_domain::projection::DeviceState>,
+}
+
+/// Cached projections per stripe (256 stripes: up to 256 Ki devices cached); tiny under
+/// `cfg(test)` so that unit tests exercise eviction.
+const STATE_CACHE_PER_STRIPE: usize = if cfg!(test) { 2 } else { 1024 };
+
+impl StateCache {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&hearth_domain::projection::DeviceState> {
+        self.entries.get(key)
+    }
+
+    pub(crate) fn get_mut(
+        &mut self,
+        key: &[u8],
+    ) -> Option<&mut hearth_domain::projection::DeviceState> {
+        self.entries.get_mut(key)
+    }
+
+    pub(crate) fn insert(&mut self, key: &[u8], state: hearth_domain::projection::DeviceState) {
+        if self.entries.len() >= STATE_CACHE_PER_STRIPE {
+            self.entries.clear();
+        }
+        self.entries.insert(key.into(), state);
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        self.entries.remove(key);
     }
 }

@@ -76,3 +76,61 @@ async fn bodies_beyond_the_memory_budget_are_read_back_from_disk() {
     let rest = ok(dlq.receive(80, 30), "dlq after reopen");
     check(&rest, 40);
 }
+
+#[tokio::test]
+async fn the_state_cache_evicts_and_always_agrees_with_the_database() {
+    use hearth_domain::device::DeviceId;
+    use hearth_domain::ingest::{Parsed, parse};
+    use hearth_ports::StateStore;
+
+    // 2 cached projections per stripe under `cfg(test)`: 2,000 devices over 256 stripes evict
+    // constantly, so updates land both on cached and on evicted (re-read) projections.
+    let dir = ok(tempfile::tempdir(), "tempdir");
+    let db = ok(Db::open(dir.path()), "open");
+    let store = db.state_store();
+    let update = |thing: &str, seq: u64| {
+        let envelope = format!(
+            r#"{{"thing":"{thing}","topic":"dt/p/{thing}/telemetry","received_at":{seq},"seq":{seq}}}"#
+        );
+        match ok(parse(&envelope), "envelope") {
+            Parsed::Message(message) => message.to_update(),
+            Parsed::Ignored(why) => panic!("ignored: {why}"),
+        }
+    };
+    let id = |n: usize| ok(DeviceId::parse(format!("dev-{n}")), "id");
+    for round in 1..=3_u64 {
+        for n in 0..2_000 {
+            ok(
+                store
+                    .apply(&id(n), &update(&format!("dev-{n}"), round))
+                    .await,
+                "apply",
+            );
+        }
+    }
+    // An older message changes nothing, cached or not.
+    ok(store.apply(&id(7), &update("dev-7", 1)).await, "apply");
+    let seq = |state: Option<hearth_domain::projection::DeviceState>| {
+        state
+            .and_then(|s| s.telemetry)
+            .and_then(|t| t.payload.get("seq").and_then(|v| v.as_u64()))
+    };
+    for n in [0, 7, 999, 1_999] {
+        assert_eq!(
+            seq(ok(store.get_state(&id(n)).await, "get")),
+            Some(3),
+            "dev-{n}"
+        );
+    }
+    drop((store, db));
+    // What the database holds (no cache after reopening) is the same.
+    let db = ok(Db::open(dir.path()), "reopen");
+    let store = db.state_store();
+    for n in 0..2_000 {
+        assert_eq!(
+            seq(ok(store.get_state(&id(n)).await, "get")),
+            Some(3),
+            "dev-{n}"
+        );
+    }
+}

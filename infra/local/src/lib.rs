@@ -11,7 +11,7 @@
 //!   (`hearth-embedded`) to the above.
 //! - [`stack`]: starting and stopping all of it; [`http`]: health and local views.
 //! - [`simulator`] and [`bench`]: the device simulator / load generator and the throughput
-//!   benchmark.
+//!   benchmark; [`wire`]: the minimal MQTT client codec the simulated devices speak.
 //!
 //! The same handler code runs here as in Lambda; nothing here is a second implementation of
 //! platform logic.
@@ -25,3 +25,4 @@ pub mod pipeline;
 pub mod shadow_service;
 pub mod simulator;
 pub mod stack;
+pub mod wire;

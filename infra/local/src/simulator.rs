@@ -13,13 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use std::io::Write as _;
+
+use bytes::BytesMut;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::broker::now_ms;
+use crate::wire::{self, Incoming};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -251,141 +254,252 @@ async fn device(
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> (String, u64) {
-    let mut mqtt = MqttOptions::new(
-        thing.clone(),
-        options.mqtt.ip().to_string(),
-        options.mqtt.port(),
-    );
-    mqtt.set_keep_alive(Duration::from_secs(60));
-    mqtt.set_inflight(100);
-    mqtt.set_max_packet_size(256 * 1024, 256 * 1024);
-    let (client, eventloop) = AsyncClient::new(mqtt, 256);
-    let (delta_tx, mut delta_rx) = tokio::sync::mpsc::channel::<Value>(16);
-    let pending = Arc::new(AtomicU64::new(0));
-    let driver = tokio::spawn(drive(
-        eventloop,
-        counters.clone(),
-        delta_tx,
-        pending.clone(),
-        stop.clone(),
-    ));
-
-    let shadow = format!("$aws/things/{thing}/shadow");
-    let telemetry = if options.raw {
-        format!("bench/raw/{thing}")
-    } else {
-        format!("dt/sim-{kind}/{thing}/telemetry")
-    };
-    let report = |state: Value| json!({"state": {"reported": state}}).to_string();
-    if !options.raw {
-        let subscribed = client
-            .subscribe(format!("{shadow}/update/delta"), QoS::AtLeastOnce)
-            .await;
-        if subscribed.is_err() {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        publish(
-            &client,
-            &format!("{shadow}/update"),
-            report(initial_state(kind)),
-            &counters,
-            &pending,
-        )
-        .await;
-        counters.shadow_reports.fetch_add(1, Ordering::Relaxed);
-    }
+    let mut seq = 0;
     // Spread the devices' first messages over one interval.
     let offset = interval.mul_f64(fastrand_fraction(&thing));
-    tokio::time::sleep(offset).await;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seq = 0;
-    let pad = "x".repeat(96);
+    let mut first = true;
     while !stop.load(Ordering::Relaxed) {
-        tokio::select! {
-            _ = ticker.tick() => {
-                // A device with this many messages unacknowledged waits (backpressure), so the
-                // achieved rate is what the stack sustains, not what the clients buffer.
-                if pending.load(Ordering::SeqCst) >= MAX_PENDING {
-                    counters.throttled.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                seq += 1;
-                // About 200 bytes, formatted directly (the load generator must stay cheap: it
-                // shares the machine with the stack it measures).
-                let payload = format!(
-                    r#"{{"seq":{seq},"ts":{},"kind":"{kind}","temperatureC":21.5,"battery":97,"pad":"{pad}"}}"#,
-                    now_ms()
-                );
-                publish(&client, &telemetry, payload, &counters, &pending).await;
-                counters.sent.fetch_add(1, Ordering::Relaxed);
+        let connection = match Connection::open(&options, &thing).await {
+            Ok(connection) => connection,
+            Err(e) => {
+                tracing::warn!(thing, error = %e, "simulated device could not connect; retrying");
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
-            Some(delta) = delta_rx.recv() => {
-                if let Some(state) = delta.get("state") {
-                    publish(&client, &format!("{shadow}/update"), report(state.clone()), &counters, &pending).await;
-                    counters.shadow_reports.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        };
+        let mut session = Session {
+            connection,
+            thing: &thing,
+            kind,
+            options: &options,
+            counters: &counters,
+            next_id: 0,
+            pending: 0,
+        };
+        let outcome = session
+            .run(&mut seq, interval, first.then_some(offset), &stop)
+            .await;
+        first = false;
+        if let Err(e) = outcome {
+            tracing::warn!(thing, error = %e, "simulated device lost its connection; reconnecting");
+            // Messages that were not acknowledged before the connection broke are errors.
+            counters
+                .errors
+                .fetch_add(1 + session.pending, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    // Wait for outstanding PUBACKs, then leave.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = client.disconnect().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
     (thing, seq)
 }
 
-async fn publish(
-    client: &AsyncClient,
-    topic: &str,
-    payload: String,
-    counters: &Counters,
-    pending: &AtomicU64,
-) {
-    pending.fetch_add(1, Ordering::SeqCst);
-    if client
-        .publish(topic, QoS::AtLeastOnce, false, payload.into_bytes())
-        .await
-        .is_err()
-    {
-        pending.fetch_sub(1, Ordering::SeqCst);
-        counters.errors.fetch_add(1, Ordering::Relaxed);
+/// A device's TCP connection speaking MQTT 3.1.1 through [`wire`].
+struct Connection {
+    stream: TcpStream,
+    read: BytesMut,
+    write: Vec<u8>,
+}
+
+/// Keep-alive the simulated devices announce.
+const KEEP_ALIVE_SECS: u16 = 60;
+
+impl Connection {
+    /// Connects and waits for an accepting CONNACK.
+    async fn open(options: &Options, thing: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(options.mqtt).await?;
+        stream.set_nodelay(true)?;
+        let mut connection = Connection {
+            stream,
+            read: BytesMut::with_capacity(4096),
+            write: Vec::with_capacity(512),
+        };
+        wire::connect(&mut connection.write, thing, KEEP_ALIVE_SECS, None);
+        connection.flush().await?;
+        let accepted = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match connection.next().await? {
+                    Incoming::ConnAck(0) => return Ok(()),
+                    Incoming::ConnAck(code) => {
+                        return Err(other(format!("CONNACK refused with code {code}")));
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        match accepted {
+            Ok(result) => result.map(|()| connection),
+            Err(_) => Err(other("no CONNACK within 10 s".to_owned())),
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.write_all(&self.write).await?;
+        self.write.clear();
+        Ok(())
+    }
+
+    /// The next packet: a complete one already buffered, or after reading more. Cancel-safe
+    /// (bytes read stay in the buffer).
+    async fn next(&mut self) -> std::io::Result<Incoming> {
+        loop {
+            if let Some(packet) = wire::next(&mut self.read).map_err(|e| other(e.to_string()))? {
+                return Ok(packet);
+            }
+            if self.stream.read_buf(&mut self.read).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
     }
 }
 
-/// Drives a client's event loop: counts PUBACKs, forwards deltas, reconnects after errors.
-async fn drive(
-    mut eventloop: EventLoop,
-    counters: Arc<Counters>,
-    deltas: tokio::sync::mpsc::Sender<Value>,
-    pending: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-) {
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
-                counters.acked.fetch_add(1, Ordering::Relaxed);
-                pending.fetch_sub(1, Ordering::SeqCst);
+fn other(message: String) -> std::io::Error {
+    std::io::Error::other(message)
+}
+
+/// One connected run of a device.
+struct Session<'a> {
+    connection: Connection,
+    thing: &'a str,
+    kind: &'static str,
+    options: &'a Options,
+    counters: &'a Counters,
+    next_id: u16,
+    /// QoS 1 messages sent and not yet acknowledged.
+    pending: u64,
+}
+
+impl Session<'_> {
+    fn id(&mut self) -> u16 {
+        self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+        self.next_id
+    }
+
+    fn publish(&mut self, topic: &str, payload: &[u8]) {
+        let id = self.id();
+        wire::publish(&mut self.connection.write, id, topic, payload);
+        self.pending += 1;
+    }
+
+    fn report(&mut self, shadow: &str, state: &Value) {
+        let body = json!({"state": {"reported": state}}).to_string();
+        self.publish(&format!("{shadow}/update"), body.as_bytes());
+        self.counters.shadow_reports.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subscribes to deltas, reports the initial state (first connection), publishes until
+    /// `stop`, then waits for the outstanding acknowledgements and disconnects.
+    async fn run(
+        &mut self,
+        seq: &mut u64,
+        interval: Duration,
+        offset: Option<Duration>,
+        stop: &AtomicBool,
+    ) -> std::io::Result<()> {
+        let thing = self.thing;
+        let kind = self.kind;
+        let shadow = format!("$aws/things/{thing}/shadow");
+        let telemetry = if self.options.raw {
+            format!("bench/raw/{thing}")
+        } else {
+            format!("dt/sim-{kind}/{thing}/telemetry")
+        };
+        if !self.options.raw {
+            let id = self.id();
+            wire::subscribe(
+                &mut self.connection.write,
+                id,
+                &format!("{shadow}/update/delta"),
+            );
+            if offset.is_some() {
+                self.report(&shadow, &initial_state(kind));
             }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic.ends_with("/update/delta") => {
-                counters.deltas.fetch_add(1, Ordering::Relaxed);
-                if let Ok(delta) = serde_json::from_slice::<Value>(&p.payload) {
-                    let _ = deltas.try_send(delta);
+            self.connection.flush().await?;
+        }
+        if let Some(offset) = offset {
+            tokio::time::sleep(offset).await;
+        }
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut keep_alive =
+            tokio::time::interval(Duration::from_secs(u64::from(KEEP_ALIVE_SECS / 2)));
+        keep_alive.reset();
+        let pad = "x".repeat(96);
+        let mut payload = Vec::with_capacity(256);
+        let mut stopping_since: Option<Instant> = None;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                let since = *stopping_since.get_or_insert_with(Instant::now);
+                if self.pending == 0 || since.elapsed() > Duration::from_secs(30) {
+                    break;
                 }
             }
-            Ok(Event::Incoming(Packet::Disconnect))
-            | Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(_) => {
-                if stop.load(Ordering::Relaxed) && pending.load(Ordering::SeqCst) == 0 {
-                    return;
+            tokio::select! {
+                _ = ticker.tick(), if stopping_since.is_none() => {
+                    // A device with this many messages unacknowledged waits (backpressure), so
+                    // the achieved rate is what the stack sustains, not what clients buffer.
+                    if self.pending >= MAX_PENDING {
+                        self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    *seq += 1;
+                    payload.clear();
+                    // About 200 bytes, formatted directly (the load generator must stay cheap:
+                    // it shares the machine with the stack it measures).
+                    let _ = write!(
+                        payload,
+                        r#"{{"seq":{},"ts":{},"kind":"{kind}","temperatureC":21.5,"battery":97,"pad":"{pad}"}}"#,
+                        *seq,
+                        now_ms()
+                    );
+                    self.publish(&telemetry, &payload);
+                    self.connection.flush().await?;
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                _ = keep_alive.tick() => {
+                    wire::pingreq(&mut self.connection.write);
+                    self.connection.flush().await?;
+                }
+                // Wake up while stopping to re-check the acknowledgements' deadline.
+                _ = tokio::time::sleep(Duration::from_millis(100)), if stopping_since.is_some() => {}
+                packet = self.connection.next() => {
+                    self.incoming(packet?, &shadow);
+                    if !self.connection.write.is_empty() {
+                        self.connection.flush().await?;
+                    }
+                }
             }
+        }
+        wire::disconnect(&mut self.connection.write);
+        self.connection.flush().await
+    }
+
+    fn incoming(&mut self, packet: Incoming, shadow: &str) {
+        match packet {
+            Incoming::PubAck(_) => {
+                self.pending = self.pending.saturating_sub(1);
+                self.counters.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Incoming::SubAck(_, codes) if codes.contains(&0x80) => {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Incoming::Publish {
+                id, topic, payload, ..
+            } => {
+                if let Some(id) = id {
+                    wire::puback(&mut self.connection.write, id);
+                }
+                if topic.ends_with("/update/delta") {
+                    self.counters.deltas.fetch_add(1, Ordering::Relaxed);
+                    let state = serde_json::from_slice::<Value>(&payload)
+                        .ok()
+                        .and_then(|mut delta| delta.get_mut("state").map(Value::take));
+                    if let Some(state) = state {
+                        self.report(shadow, &state);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
