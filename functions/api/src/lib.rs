@@ -1,0 +1,87 @@
+//! The owners' and makers' REST API (`/v1/...`): a handler from an HTTP request and the
+//! authenticated [`Caller`] to an HTTP response, over the ports.
+//!
+//! The handler knows nothing of Lambda or of a web framework: the Lambda binary adapts API
+//! Gateway's HTTP API events to it (the caller from the JWT authorizer's claims), and the local
+//! stack serves the same function from its HTTP listener. Every error is an RFC 9457 problem
+//! ([`problem`]); `openapi.yaml` at the repository root documents every route and status code.
+//!
+//! Scoping: a caller sees the devices of the households they belong to. Anything else is a 404
+//! — never a 403 that would reveal it exists. A 403 is only for an action on a device the caller
+//! can see but whose role does not allow it (members cannot rename).
+
+pub mod caller;
+mod devices;
+pub mod problem;
+mod request;
+
+use bytes::Bytes;
+use hearth_ports::{DeviceRegistry, ShadowGateway, StateStore};
+use http::{Method, Request, Response};
+
+pub use caller::Caller;
+pub use problem::{Kind, Problem};
+pub use request::MAX_BODY_BYTES;
+
+/// What the handler needs.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    /// Devices, households, memberships.
+    pub registry: &'a dyn DeviceRegistry,
+    /// The state projection (connectivity, last seen, telemetry).
+    pub state: &'a dyn StateStore,
+    /// The device shadows (desired and reported state, commands).
+    pub shadows: &'a dyn ShadowGateway,
+}
+
+/// Handles one request. `caller` is `None` when the request carried no verified identity.
+pub async fn handle(
+    ports: Ports<'_>,
+    caller: Option<&Caller>,
+    request: Request<Bytes>,
+) -> Response<Bytes> {
+    match route(ports, caller, &request).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn route(
+    ports: Ports<'_>,
+    caller: Option<&Caller>,
+    request: &Request<Bytes>,
+) -> Result<Response<Bytes>, Problem> {
+    let path = request.uri().path();
+    let segments: Vec<&str> = path
+        .strip_prefix("/v1/")
+        .map(|rest| rest.split('/').collect())
+        .unwrap_or_default();
+    let method = request.method();
+    let allowed = match segments.as_slice() {
+        ["devices"] => "GET",
+        ["devices", _] => "GET, PATCH",
+        ["devices", _, "commands"] => "POST",
+        _ => return Err(Problem::not_found()),
+    };
+    let caller = caller.ok_or_else(|| {
+        Problem::new(
+            Kind::Unauthenticated,
+            "Send a valid bearer token in the Authorization header.",
+        )
+    })?;
+    match (segments.as_slice(), method) {
+        (["devices"], &Method::GET) => devices::list(ports, caller, request).await,
+        (["devices", id], &Method::GET) => devices::get(ports, caller, id).await,
+        (["devices", id], &Method::PATCH) => devices::rename(ports, caller, id, request).await,
+        (["devices", id, "commands"], &Method::POST) => {
+            devices::command(ports, caller, id, request).await
+        }
+        _ => Err(Problem {
+            allow: Some(allowed),
+            ..Problem::new(
+                Kind::MethodNotAllowed,
+                format!("{path} supports {allowed}."),
+            )
+        }),
+    }
+}

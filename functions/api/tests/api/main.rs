@@ -1,0 +1,4 @@
+//! Handler tests with the in-memory adapters: routing, scoping, limits, problems.
+
+mod devices;
+mod support;
