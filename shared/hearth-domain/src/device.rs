@@ -304,6 +304,19 @@ pub struct Device {
     pub device_type: DeviceType,
     /// When it was registered (milliseconds since the epoch).
     pub created_at: u64,
+    /// The maker's serial number (pre-registered devices).
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// The maker user who pre-registered it.
+    #[serde(default)]
+    pub maker: Option<UserId>,
+    /// When its current household claimed it (milliseconds).
+    #[serde(default)]
+    pub claimed_at: Option<u64>,
+    /// SHA-256 of its claim code (see [`crate::enrollment::ClaimCode::hash`]): claimable with
+    /// that code while it belongs to no household. Never shown to anyone.
+    #[serde(default)]
+    pub claim_code_hash: Option<String>,
 }
 
 /// Longest display name, in characters.

@@ -5,6 +5,8 @@
 //!   the shadow service with this code; the state processor reads its messages with it.
 //! - [`device`]: devices (thing name, product, household, type and capabilities), households and
 //!   the roles users hold in them.
+//! - [`enrollment`]: pre-registration and claiming: opaque thing names, one-time claim codes
+//!   (stored as hashes), serial numbers.
 //! - [`ingest`]: the message envelope every topic rule adds and the classification of a queued
 //!   device message (shadow documents, shadow delete, telemetry, presence).
 //! - [`projection`]: the device state projection that the API and voice assistants read, and the
@@ -14,6 +16,7 @@
 //! and property tests.
 
 pub mod device;
+pub mod enrollment;
 pub mod ingest;
 pub mod projection;
 pub mod shadow;

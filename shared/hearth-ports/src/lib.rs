@@ -89,6 +89,50 @@ pub trait DeviceRegistry: Send + Sync {
     ) -> Result<Vec<Membership>, StoreError>;
 }
 
+/// Why an enrollment step was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrollError {
+    /// The product already has a device with this serial, or the thing name is taken.
+    #[error("already registered")]
+    AlreadyRegistered,
+    /// No unclaimed device has this claim code (unknown, or already used).
+    #[error("no unclaimed device has this claim code")]
+    UnknownCode,
+    /// No such device.
+    #[error("no such device")]
+    UnknownDevice,
+    /// The storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Pre-registration and claiming, atomic with the registry records they change. Implemented by
+/// the same adapters as [`DeviceRegistry`] (the claim index lives beside the devices).
+#[async_trait]
+pub trait Enrollment: Send + Sync {
+    /// Registers an unclaimed device (no household) claimable with the code whose hash the
+    /// device carries (`claim_code_hash`). `AlreadyRegistered` if its product already has a
+    /// device with its serial, or its thing name exists; then nothing is written.
+    async fn register(&self, device: &Device) -> Result<(), EnrollError>;
+
+    /// Moves the unclaimed device whose claim code hashes to `code_hash` into `household`,
+    /// named `name`, claimed at `now`, and consumes the code — atomically: of two concurrent
+    /// claims with one code, exactly one succeeds. `UnknownCode` otherwise.
+    async fn claim(
+        &self,
+        code_hash: &str,
+        household: &HouseholdId,
+        name: &str,
+        now: u64,
+    ) -> Result<Device, EnrollError>;
+
+    /// Releases a device from its household (the owner deleted it): it becomes unclaimed and
+    /// its claim code works again, for the next owner. `UnknownDevice` if there is no such
+    /// device. Releasing an unclaimed device changes nothing.
+    async fn release(&self, device: &DeviceId) -> Result<Device, EnrollError>;
+}
+
 /// A message that can never be processed, on its way to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {

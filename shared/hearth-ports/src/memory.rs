@@ -129,6 +129,54 @@ impl DeviceRegistry for MemoryRegistry {
     }
 }
 
+#[async_trait]
+impl crate::Enrollment for MemoryRegistry {
+    async fn register(&self, device: &Device) -> Result<(), crate::EnrollError> {
+        let mut inner = lock(&self.inner);
+        let taken = inner.devices.contains_key(&device.id)
+            || (device.serial.is_some()
+                && inner
+                    .devices
+                    .values()
+                    .any(|d| d.product == device.product && d.serial == device.serial));
+        if taken {
+            return Err(crate::EnrollError::AlreadyRegistered);
+        }
+        inner.devices.insert(device.id.clone(), device.clone());
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        code_hash: &str,
+        household: &HouseholdId,
+        name: &str,
+        now: u64,
+    ) -> Result<Device, crate::EnrollError> {
+        let mut inner = lock(&self.inner);
+        let device = inner
+            .devices
+            .values_mut()
+            .find(|d| d.household.is_none() && d.claim_code_hash.as_deref() == Some(code_hash))
+            .ok_or(crate::EnrollError::UnknownCode)?;
+        device.household = Some(household.clone());
+        device.name = name.to_owned();
+        device.claimed_at = Some(now);
+        Ok(device.clone())
+    }
+
+    async fn release(&self, id: &DeviceId) -> Result<Device, crate::EnrollError> {
+        let mut inner = lock(&self.inner);
+        let device = inner
+            .devices
+            .get_mut(id)
+            .ok_or(crate::EnrollError::UnknownDevice)?;
+        device.household = None;
+        device.claimed_at = None;
+        Ok(device.clone())
+    }
+}
+
 /// A [`DeadLetterSink`] that keeps what it was sent.
 #[derive(Debug, Default)]
 pub struct MemoryDeadLetters {
@@ -162,6 +210,12 @@ mod tests {
     #[tokio::test]
     async fn memory_registry_passes_the_contract() {
         crate::contract::registry(&MemoryRegistry::default(), "mem").await;
+    }
+
+    #[tokio::test]
+    async fn memory_enrollment_passes_the_contract() {
+        let registry = MemoryRegistry::default();
+        crate::contract::enrollment(&registry, &registry, "mem").await;
     }
 
     #[tokio::test]

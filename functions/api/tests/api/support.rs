@@ -40,6 +40,10 @@ pub fn device(id: &str, household: &str, device_type: DeviceType) -> Device {
         name: format!("Device {id}"),
         device_type,
         created_at: 1_700_000_000_000,
+        serial: None,
+        maker: None,
+        claimed_at: None,
+        claim_code_hash: None,
     }
 }
 

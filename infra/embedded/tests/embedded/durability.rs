@@ -35,6 +35,10 @@ async fn everything_survives_a_reopen() {
         name: "Porch".to_owned(),
         device_type: DeviceType::Light,
         created_at: 1,
+        serial: None,
+        maker: None,
+        claimed_at: None,
+        claim_code_hash: None,
     };
     let letter = DeadLetter {
         message_id: "m-1".to_owned(),

@@ -133,6 +133,18 @@ fn device_item(device: &Device) -> Item {
         s(device_type_name(device.device_type)),
     );
     item.insert("created_at".to_owned(), n(device.created_at));
+    if let Some(serial) = &device.serial {
+        item.insert("serial".to_owned(), s(serial.as_str()));
+    }
+    if let Some(maker) = &device.maker {
+        item.insert("maker".to_owned(), s(maker.as_str()));
+    }
+    if let Some(claimed_at) = device.claimed_at {
+        item.insert("claimed_at".to_owned(), n(claimed_at));
+    }
+    if let Some(hash) = &device.claim_code_hash {
+        item.insert("claim_code_hash".to_owned(), s(hash.as_str()));
+    }
     if let Some(household) = &device.household {
         item.insert("household".to_owned(), s(household.as_str()));
         item.insert(GSI1PK.to_owned(), s(household_pk(household.as_str())));
@@ -161,6 +173,12 @@ fn decode_device(item: &Item) -> Result<Device, StoreError> {
         name: text("name")?.to_owned(),
         device_type,
         created_at: required(get_n(item, "created_at")?, item, "created_at")?,
+        serial: get_s(item, "serial")?.map(str::to_owned),
+        maker: get_s(item, "maker")?
+            .map(|m| parse_id(UserId::parse(m), item, "maker"))
+            .transpose()?,
+        claimed_at: get_n(item, "claimed_at")?,
+        claim_code_hash: get_s(item, "claim_code_hash")?.map(str::to_owned),
     })
 }
 
