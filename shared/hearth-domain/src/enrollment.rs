@@ -162,7 +162,7 @@ mod tests {
         let zeros = ClaimCode::generate([0; 13]);
         assert_eq!(
             ClaimCode::parse("oooo-0000-OOOO-0000-0000"),
-            Some(zeros.clone())
+            Some(zeros)
         );
         assert_eq!(
             ClaimCode::parse("1111-1111-1111-1111-1111"),
