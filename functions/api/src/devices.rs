@@ -17,7 +17,7 @@ const DEFAULT_LIMIT: u16 = 25;
 /// Largest page.
 const MAX_LIMIT: u16 = 100;
 
-fn store(e: StoreError) -> Problem {
+pub(crate) fn store(e: StoreError) -> Problem {
     if e.is_retryable() {
         Problem::unavailable(&e)
     } else {
@@ -25,7 +25,7 @@ fn store(e: StoreError) -> Problem {
     }
 }
 
-fn iot(e: IotError) -> Problem {
+pub(crate) fn iot(e: IotError) -> Problem {
     match e {
         IotError::NotFound(_) => Problem::not_found(),
         IotError::Conflict => Problem::new(
@@ -55,7 +55,11 @@ async fn memberships(ports: Ports<'_>, caller: &Caller) -> Result<Vec<Membership
 }
 
 /// The device at `id` with the caller's role in its household, or a 404.
-async fn visible(ports: Ports<'_>, caller: &Caller, id: &str) -> Result<(Device, Role), Problem> {
+pub(crate) async fn visible(
+    ports: Ports<'_>,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Device, Role), Problem> {
     let id = DeviceId::parse(id).map_err(|_| Problem::not_found())?;
     let memberships = memberships(ports, caller).await?;
     if memberships.is_empty() {
@@ -75,7 +79,7 @@ async fn visible(ports: Ports<'_>, caller: &Caller, id: &str) -> Result<(Device,
     Ok((device, role))
 }
 
-fn summary(device: &Device) -> Value {
+pub(crate) fn summary(device: &Device) -> Value {
     json!({
         "id": device.id.as_str(),
         "name": device.name,
@@ -196,7 +200,7 @@ pub async fn get(ports: Ports<'_>, caller: &Caller, id: &str) -> Result<Response
     if let Some(object) = body.as_object_mut() {
         object.insert("role".to_owned(), json!(role));
         object.insert("shadow".to_owned(), shadow_view(document.as_ref()));
-        object.extend(state_view(state.as_ref()));
+        object.extend(state_view(state.as_ref(), device.claimed_at.unwrap_or(0)));
     }
     Ok(json(StatusCode::OK, &body))
 }
@@ -220,20 +224,29 @@ fn shadow_view(document: Option<&Object>) -> Value {
     })
 }
 
-fn state_view(state: Option<&DeviceState>) -> Vec<(String, Value)> {
-    let connectivity = state.and_then(|s| s.connectivity.as_ref()).map(|c| {
-        json!({
-            "connected": c.connected,
-            "since": c.timestamp,
-            "disconnectReason": c.disconnect_reason,
-        })
-    });
-    let telemetry = state.and_then(|s| s.telemetry.as_ref()).map(|t| {
-        json!({
-            "receivedAt": t.received_at,
-            "payload": t.payload,
-        })
-    });
+/// The projection's concerns, each only if it is newer than the current claim (`since`): the
+/// device has no credentials before it, so a next owner never sees the previous owner's
+/// telemetry or presence.
+fn state_view(state: Option<&DeviceState>, since: u64) -> Vec<(String, Value)> {
+    let connectivity = state
+        .and_then(|s| s.connectivity.as_ref())
+        .filter(|c| c.timestamp > since)
+        .map(|c| {
+            json!({
+                "connected": c.connected,
+                "since": c.timestamp,
+                "disconnectReason": c.disconnect_reason,
+            })
+        });
+    let telemetry = state
+        .and_then(|s| s.telemetry.as_ref())
+        .filter(|t| t.received_at > since)
+        .map(|t| {
+            json!({
+                "receivedAt": t.received_at,
+                "payload": t.payload,
+            })
+        });
     vec![
         (
             "connectivity".to_owned(),
@@ -243,6 +256,7 @@ fn state_view(state: Option<&DeviceState>) -> Vec<(String, Value)> {
             "lastSeen".to_owned(),
             state
                 .and_then(|s| s.last_seen)
+                .filter(|t| *t > since)
                 .map_or(Value::Null, Value::from),
         ),
         ("telemetry".to_owned(), telemetry.unwrap_or(Value::Null)),

@@ -8,18 +8,21 @@
 //!
 //! Scoping: a caller sees the devices of the households they belong to. Anything else is a 404
 //! — never a 403 that would reveal it exists. A 403 is only for an action on a device the caller
-//! can see but whose role does not allow it (members cannot rename).
+//! can see but whose role does not allow it (members cannot rename, delete or re-issue
+//! credentials), and for the makers' routes to callers outside the makers group.
 
 pub mod caller;
 mod devices;
+mod enroll;
 pub mod problem;
 mod request;
 
 use bytes::Bytes;
-use hearth_ports::{DeviceRegistry, ShadowGateway, StateStore};
+use hearth_ports::{DeviceRegistry, Enrollment, ShadowGateway, StateStore, ThingProvisioner};
 use http::{Method, Request, Response};
 
 pub use caller::Caller;
+pub use enroll::AMAZON_ROOT_CA_1;
 pub use problem::{Kind, Problem};
 pub use request::MAX_BODY_BYTES;
 
@@ -30,8 +33,12 @@ pub struct Ports<'a> {
     pub registry: &'a dyn DeviceRegistry,
     /// The state projection (connectivity, last seen, telemetry).
     pub state: &'a dyn StateStore,
+    /// Pre-registration and claims (the same store as `registry`).
+    pub enrollment: &'a dyn Enrollment,
     /// The device shadows (desired and reported state, commands).
     pub shadows: &'a dyn ShadowGateway,
+    /// IoT things and certificates.
+    pub provisioner: &'a dyn ThingProvisioner,
 }
 
 /// Handles one request. `caller` is `None` when the request carried no verified identity.
@@ -59,8 +66,8 @@ async fn route(
     let method = request.method();
     let allowed = match segments.as_slice() {
         ["devices"] => "GET",
-        ["devices", _] => "GET, PATCH",
-        ["devices", _, "commands"] => "POST",
+        ["devices", _] => "GET, PATCH, DELETE",
+        ["devices", _, "commands" | "credentials"] | ["claims"] | ["maker", "devices"] => "POST",
         _ => return Err(Problem::not_found()),
     };
     let caller = caller.ok_or_else(|| {
@@ -73,9 +80,15 @@ async fn route(
         (["devices"], &Method::GET) => devices::list(ports, caller, request).await,
         (["devices", id], &Method::GET) => devices::get(ports, caller, id).await,
         (["devices", id], &Method::PATCH) => devices::rename(ports, caller, id, request).await,
+        (["devices", id], &Method::DELETE) => enroll::delete(ports, caller, id).await,
         (["devices", id, "commands"], &Method::POST) => {
             devices::command(ports, caller, id, request).await
         }
+        (["devices", id, "credentials"], &Method::POST) => {
+            enroll::reissue(ports, caller, id, request).await
+        }
+        (["claims"], &Method::POST) => enroll::claim(ports, caller, request).await,
+        (["maker", "devices"], &Method::POST) => enroll::register(ports, caller, request).await,
         _ => Err(Problem {
             allow: Some(allowed),
             ..Problem::new(

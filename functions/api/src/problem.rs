@@ -23,8 +23,12 @@ pub enum Kind {
     NotFound,
     /// 405: the path exists, the method does not.
     MethodNotAllowed,
+    /// 404: no unclaimed device has the claim code (unknown, or already used).
+    UnknownClaimCode,
     /// 409: the shadow is not at the expected version.
     VersionConflict,
+    /// 409: the product already has a device with this serial.
+    AlreadyRegistered,
     /// 413: the body is larger than the route accepts.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -46,7 +50,8 @@ impl Kind {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::VersionConflict => StatusCode::CONFLICT,
+            Self::UnknownClaimCode => StatusCode::NOT_FOUND,
+            Self::VersionConflict | Self::AlreadyRegistered => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
@@ -63,7 +68,9 @@ impl Kind {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
+            Self::UnknownClaimCode => "unknown-claim-code",
             Self::VersionConflict => "version-conflict",
+            Self::AlreadyRegistered => "already-registered",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Validation => "validation",
@@ -79,7 +86,9 @@ impl Kind {
             Self::Forbidden => "Your role does not allow this",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::UnknownClaimCode => "Unknown claim code",
             Self::VersionConflict => "The device state changed in the meantime",
+            Self::AlreadyRegistered => "Already registered",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "The request body must be application/json",
             Self::Validation => "The request breaks a rule",

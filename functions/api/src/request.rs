@@ -50,6 +50,16 @@ pub fn json_body<T: DeserializeOwned>(request: &Request<Bytes>) -> Result<T, Pro
     })
 }
 
+/// Like [`json_body`] for a route whose body is optional: `None` when it is empty.
+pub fn optional_json_body<T: DeserializeOwned>(
+    request: &Request<Bytes>,
+) -> Result<Option<T>, Problem> {
+    if request.body().iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    json_body(request).map(Some)
+}
+
 /// The value of query parameter `name`, percent-decoded.
 pub fn query<'a>(request: &'a Request<Bytes>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
     request.uri().query()?.split('&').find_map(|pair| {

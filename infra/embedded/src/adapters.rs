@@ -13,6 +13,8 @@
 //! | `registry` | `hd 0x00 <household> 0x00 <thing>` | `Device` (the household's devices) |
 //! | `registry` | `m 0x00 <user> 0x00 <household>` | `Membership` |
 //! | `registry` | `hm 0x00 <household> 0x00 <user>` | `Membership` (the household's members) |
+//! | `registry` | `s 0x00 <product> 0x00 <serial>` | thing name (a serial is registered once) |
+//! | `registry` | `c 0x00 <claim code hash>` | thing name (while the device is claimable) |
 //! | `dead-letters` | `<id: u64 BE>` | `DeadLetter` |
 //!
 //! Identifiers never contain `0x00`, so a prefix ending in `0x00` selects exactly one parent.
@@ -24,7 +26,10 @@ use async_trait::async_trait;
 use fjall::Keyspace;
 use hearth_domain::device::{Device, DeviceId, Household, HouseholdId, Membership, UserId};
 use hearth_domain::projection::{Changes, DeviceState};
-use hearth_ports::{DeadLetter, DeadLetterSink, DeviceRegistry, Page, StateStore, StoreError};
+use hearth_ports::{
+    DeadLetter, DeadLetterSink, DeviceRegistry, EnrollError, Enrollment, Page, StateStore,
+    StoreError,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -244,6 +249,129 @@ impl EmbeddedRegistry {
         batch.insert(registry, key(&["m", user, household]), value.clone());
         batch.insert(registry, key(&["hm", household, user]), value);
         batch.commit().map_err(EmbeddedError::storage)
+    }
+}
+
+impl EmbeddedRegistry {
+    fn register_now(&self, device: &Device) -> Result<(), EnrollError> {
+        let registry = &self.shared.registry;
+        let _enroll = crate::sync::lock(&self.shared.enroll);
+        let record = key(&["d", device.id.as_str()]);
+        let _guard = self.shared.stripe(&record);
+        let serial = device
+            .serial
+            .as_deref()
+            .map(|serial| key(&["s", device.product.as_str(), serial]));
+        let exists = |k: &[u8]| registry.get(k).map(|v| v.is_some());
+        let taken = exists(&record).map_err(EmbeddedError::storage)?
+            || match &serial {
+                Some(serial) => exists(serial).map_err(EmbeddedError::storage)?,
+                None => false,
+            };
+        if taken {
+            return Err(EnrollError::AlreadyRegistered);
+        }
+        let value = encode("device", device)?;
+        let mut batch = self.shared.batch();
+        if let Some(serial) = serial {
+            batch.insert(registry, serial, device.id.as_str());
+        }
+        if let (Some(hash), None) = (&device.claim_code_hash, &device.household) {
+            batch.insert(registry, key(&["c", hash]), device.id.as_str());
+        }
+        if let Some(household) = &device.household {
+            batch.insert(
+                registry,
+                key(&["hd", household.as_str(), device.id.as_str()]),
+                value.clone(),
+            );
+        }
+        batch.insert(registry, record, value);
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(())
+    }
+
+    fn claim_now(
+        &self,
+        code_hash: &str,
+        household: &HouseholdId,
+        name: Option<&str>,
+        now: u64,
+    ) -> Result<Device, EnrollError> {
+        let registry = &self.shared.registry;
+        let _enroll = crate::sync::lock(&self.shared.enroll);
+        let index = key(&["c", code_hash]);
+        let thing = registry
+            .get(&index)
+            .map_err(EmbeddedError::storage)?
+            .ok_or(EnrollError::UnknownCode)?;
+        let thing = String::from_utf8(thing.to_vec())
+            .map_err(|e| EmbeddedError::corrupt("claim code index", e))?;
+        let record = key(&["d", &thing]);
+        let _guard = self.shared.stripe(&record);
+        let mut device: Device = get(registry, "device", &record)?
+            .filter(|d: &Device| d.household.is_none())
+            .ok_or(EnrollError::UnknownCode)?;
+        device.household = Some(household.clone());
+        if let Some(name) = name {
+            device.name = name.to_owned();
+        }
+        device.claimed_at = Some(now);
+        let value = encode("device", &device)?;
+        let mut batch = self.shared.batch();
+        batch.remove(registry, index);
+        batch.insert(
+            registry,
+            key(&["hd", household.as_str(), device.id.as_str()]),
+            value.clone(),
+        );
+        batch.insert(registry, record, value);
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(device)
+    }
+
+    fn release_now(&self, id: &DeviceId) -> Result<Device, EnrollError> {
+        let registry = &self.shared.registry;
+        let _enroll = crate::sync::lock(&self.shared.enroll);
+        let record = key(&["d", id.as_str()]);
+        let _guard = self.shared.stripe(&record);
+        let mut device: Device =
+            get(registry, "device", &record)?.ok_or(EnrollError::UnknownDevice)?;
+        let Some(household) = device.household.take() else {
+            return Ok(device);
+        };
+        device.claimed_at = None;
+        device.name = device.device_type.default_name().to_owned();
+        let value = encode("device", &device)?;
+        let mut batch = self.shared.batch();
+        batch.remove(registry, key(&["hd", household.as_str(), id.as_str()]));
+        if let Some(hash) = &device.claim_code_hash {
+            batch.insert(registry, key(&["c", hash]), id.as_str());
+        }
+        batch.insert(registry, record, value);
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(device)
+    }
+}
+
+#[async_trait]
+impl Enrollment for EmbeddedRegistry {
+    async fn register(&self, device: &Device) -> Result<(), EnrollError> {
+        self.register_now(device)
+    }
+
+    async fn claim(
+        &self,
+        code_hash: &str,
+        household: &HouseholdId,
+        name: Option<&str>,
+        now: u64,
+    ) -> Result<Device, EnrollError> {
+        self.claim_now(code_hash, household, name, now)
+    }
+
+    async fn release(&self, id: &DeviceId) -> Result<Device, EnrollError> {
+        self.release_now(id)
     }
 }
 

@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     /// a restart never matches.
     tokens: AtomicU64,
     stripes: Vec<Mutex<()>>,
+    /// Serialises enrollment (register, claim, release): each checks and writes several keys.
+    pub(crate) enroll: Mutex<()>,
     /// The state projections, cached write-through by key, one map per stripe; holding a
     /// stripe's map also serialises read-modify-writes of its state keys.
     state_cache: Vec<Mutex<StateCache>>,
@@ -149,6 +151,7 @@ impl Db {
             next_id: Mutex::new(next_id),
             tokens: AtomicU64::new(seed.max(1)),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            enroll: Mutex::new(()),
             state_cache: (0..STRIPES)
                 .map(|_| Mutex::new(StateCache::default()))
                 .collect(),

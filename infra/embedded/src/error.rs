@@ -93,3 +93,9 @@ impl From<EmbeddedError> for StoreError {
         }
     }
 }
+
+impl From<EmbeddedError> for hearth_ports::EnrollError {
+    fn from(e: EmbeddedError) -> Self {
+        hearth_ports::EnrollError::Store(e.into())
+    }
+}

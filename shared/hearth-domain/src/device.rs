@@ -242,6 +242,18 @@ impl DeviceType {
         Self::Sensor,
     ];
 
+    /// The name a device of this type has until its owner names it.
+    pub fn default_name(self) -> &'static str {
+        match self {
+            Self::Light => "Light",
+            Self::Plug => "Plug",
+            Self::Thermostat => "Thermostat",
+            Self::Lock => "Lock",
+            Self::Camera => "Camera",
+            Self::Sensor => "Sensor",
+        }
+    }
+
     /// What this type of device can do or report.
     pub fn capabilities(self) -> &'static [Capability] {
         use Capability as C;

@@ -160,10 +160,7 @@ mod tests {
             Some(code.clone())
         );
         let zeros = ClaimCode::generate([0; 13]);
-        assert_eq!(
-            ClaimCode::parse("oooo-0000-OOOO-0000-0000"),
-            Some(zeros)
-        );
+        assert_eq!(ClaimCode::parse("oooo-0000-OOOO-0000-0000"), Some(zeros));
         assert_eq!(
             ClaimCode::parse("1111-1111-1111-1111-1111"),
             ClaimCode::parse("iiii-llll-IIII-LLLL-1111")

@@ -467,13 +467,13 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
 
     assert_eq!(
         enrollment
-            .claim("no-such-hash", &home, "Porch", 20)
+            .claim("no-such-hash", &home, Some("Porch"), 20)
             .await
             .map(|d| d.id),
         Err(EnrollError::UnknownCode)
     );
     let claimed = ok(
-        enrollment.claim(&hash(1), &home, "Porch", 20).await,
+        enrollment.claim(&hash(1), &home, Some("Porch"), 20).await,
         "claim",
     );
     assert_eq!(claimed.household.as_ref(), Some(&home));
@@ -492,7 +492,7 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
     // A code works once.
     assert_eq!(
         enrollment
-            .claim(&hash(1), &cabin, "Mine", 30)
+            .claim(&hash(1), &cabin, Some("Mine"), 30)
             .await
             .map(|d| d.id),
         Err(EnrollError::UnknownCode)
@@ -512,7 +512,7 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
     let results = join_all(
         households
             .iter()
-            .map(|h| enrollment.claim(&code, h, "Race", 40)),
+            .map(|h| enrollment.claim(&code, h, None, 40)),
     )
     .await;
     let winners: Vec<&Device> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
@@ -521,6 +521,10 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
         results
             .iter()
             .all(|r| r.is_ok() || r == &Err(EnrollError::UnknownCode))
+    );
+    assert_eq!(
+        winners[0].name, "Light",
+        "no name given: the registered name stays"
     );
     let stored = ok(registry.get_device(&contested.id).await, "get_device");
     assert_eq!(
@@ -533,6 +537,10 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
     assert_eq!(released.household, None);
     assert_eq!(released.claimed_at, None);
     assert_eq!(
+        released.name, "Light",
+        "the next owner does not see the old name"
+    );
+    assert_eq!(
         ok(registry.get_device(&first.id).await, "get_device"),
         Some(released)
     );
@@ -542,7 +550,9 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
     );
     assert!(listed.items.is_empty(), "{:?}", listed.items);
     let reclaimed = ok(
-        enrollment.claim(&hash(1), &cabin, "Cabin lamp", 50).await,
+        enrollment
+            .claim(&hash(1), &cabin, Some("Cabin lamp"), 50)
+            .await,
         "claim",
     );
     assert_eq!(reclaimed.household.as_ref(), Some(&cabin));
@@ -550,6 +560,51 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
     assert_eq!(
         enrollment.release(&missing).await.map(|d| d.id),
         Err(EnrollError::UnknownDevice)
+    );
+}
+
+/// Run on a reopened store after [`enrollment`] with the same `prefix`: serials, claim codes
+/// and claims were persisted.
+pub async fn enrollment_after_reopen(
+    registry: &dyn DeviceRegistry,
+    enrollment: &dyn Enrollment,
+    prefix: &str,
+) {
+    let product = id(ProductId::parse(format!("{prefix}-lamp")));
+    let cabin = id(HouseholdId::parse(format!("{prefix}-e-cabin")));
+    let again = Device {
+        id: id(DeviceId::parse(format!("{prefix}-e-9"))),
+        product,
+        household: None,
+        name: "Light".to_owned(),
+        device_type: DeviceType::Light,
+        created_at: 10,
+        serial: Some("SN-1".to_owned()),
+        maker: None,
+        claimed_at: None,
+        claim_code_hash: Some(format!("{prefix}-hash-9")),
+    };
+    assert_eq!(
+        enrollment.register(&again).await,
+        Err(EnrollError::AlreadyRegistered)
+    );
+    let first = id(DeviceId::parse(format!("{prefix}-e-1")));
+    let stored = ok(registry.get_device(&first).await, "get_device");
+    assert_eq!(stored.and_then(|d| d.household), Some(cabin.clone()));
+    let third = ok(
+        enrollment
+            .claim(&format!("{prefix}-hash-3"), &cabin, Some("Plug"), 60)
+            .await,
+        "claim a code registered before the reopen",
+    );
+    assert_eq!(third.id.as_str(), format!("{prefix}-e-3"));
+    assert_eq!(
+        enrollment
+            .claim(&format!("{prefix}-hash-1"), &cabin, None, 70)
+            .await
+            .map(|d| d.id),
+        Err(EnrollError::UnknownCode),
+        "a code consumed before the reopen stays consumed"
     );
 }
 

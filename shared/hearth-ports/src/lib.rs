@@ -117,19 +117,21 @@ pub trait Enrollment: Send + Sync {
     async fn register(&self, device: &Device) -> Result<(), EnrollError>;
 
     /// Moves the unclaimed device whose claim code hashes to `code_hash` into `household`,
-    /// named `name`, claimed at `now`, and consumes the code — atomically: of two concurrent
-    /// claims with one code, exactly one succeeds. `UnknownCode` otherwise.
+    /// named `name` (`None` keeps its name), claimed at `now`, and consumes the code —
+    /// atomically: of two concurrent claims with one code, exactly one succeeds. `UnknownCode`
+    /// otherwise.
     async fn claim(
         &self,
         code_hash: &str,
         household: &HouseholdId,
-        name: &str,
+        name: Option<&str>,
         now: u64,
     ) -> Result<Device, EnrollError>;
 
-    /// Releases a device from its household (the owner deleted it): it becomes unclaimed and
-    /// its claim code works again, for the next owner. `UnknownDevice` if there is no such
-    /// device. Releasing an unclaimed device changes nothing.
+    /// Releases a device from its household (the owner deleted it): it becomes unclaimed, its
+    /// name goes back to its type's default, and its claim code works again, for the next
+    /// owner. `UnknownDevice` if there is no such device. Releasing an unclaimed device changes
+    /// nothing.
     async fn release(&self, device: &DeviceId) -> Result<Device, EnrollError>;
 }
 

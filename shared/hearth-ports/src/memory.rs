@@ -150,7 +150,7 @@ impl crate::Enrollment for MemoryRegistry {
         &self,
         code_hash: &str,
         household: &HouseholdId,
-        name: &str,
+        name: Option<&str>,
         now: u64,
     ) -> Result<Device, crate::EnrollError> {
         let mut inner = lock(&self.inner);
@@ -160,7 +160,9 @@ impl crate::Enrollment for MemoryRegistry {
             .find(|d| d.household.is_none() && d.claim_code_hash.as_deref() == Some(code_hash))
             .ok_or(crate::EnrollError::UnknownCode)?;
         device.household = Some(household.clone());
-        device.name = name.to_owned();
+        if let Some(name) = name {
+            device.name = name.to_owned();
+        }
         device.claimed_at = Some(now);
         Ok(device.clone())
     }
@@ -171,8 +173,10 @@ impl crate::Enrollment for MemoryRegistry {
             .devices
             .get_mut(id)
             .ok_or(crate::EnrollError::UnknownDevice)?;
-        device.household = None;
-        device.claimed_at = None;
+        if device.household.take().is_some() {
+            device.claimed_at = None;
+            device.name = device.device_type.default_name().to_owned();
+        }
         Ok(device.clone())
     }
 }

@@ -1,4 +1,5 @@
 //! Handler tests with the in-memory adapters: routing, scoping, limits, problems.
 
 mod devices;
+mod enroll;
 mod support;

@@ -6,7 +6,7 @@ use hearth_domain::device::{
     Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role, UserId,
 };
 use hearth_ports::DeviceRegistry;
-use hearth_ports::memory::{MemoryRegistry, MemoryShadows, MemoryStateStore};
+use hearth_ports::memory::{MemoryProvisioner, MemoryRegistry, MemoryShadows, MemoryStateStore};
 use http::{Method, Request, StatusCode};
 use serde_json::Value;
 
@@ -22,6 +22,7 @@ pub struct World {
     pub registry: MemoryRegistry,
     pub state: MemoryStateStore,
     pub shadows: MemoryShadows,
+    pub provisioner: MemoryProvisioner,
 }
 
 pub fn caller(user: &str) -> Caller {
@@ -87,11 +88,22 @@ impl World {
         world
     }
 
+    /// `household` no longer lists device `id`.
+    pub async fn registry_has_no_trace_of(&self, id: &str, household: &str) -> bool {
+        let page = ok(self
+            .registry
+            .household_devices(&ok(HouseholdId::parse(household)), 100, None)
+            .await);
+        page.items.iter().all(|d| d.id.as_str() != id)
+    }
+
     pub fn ports(&self) -> Ports<'_> {
         Ports {
             registry: &self.registry,
             state: &self.state,
+            enrollment: &self.registry,
             shadows: &self.shadows,
+            provisioner: &self.provisioner,
         }
     }
 }
@@ -167,4 +179,21 @@ impl Reply {
         assert!(self.body["title"].is_string() && self.body["detail"].is_string());
         self
     }
+}
+
+pub fn maker(user: &str) -> Caller {
+    Caller {
+        groups: vec!["makers".to_owned()],
+        ..caller(user)
+    }
+}
+
+pub async fn call_as(
+    world: &World,
+    who: &Caller,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+) -> Reply {
+    send(world.ports(), Some(who), request(method, path, body)).await
 }

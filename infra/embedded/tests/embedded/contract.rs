@@ -29,6 +29,21 @@ async fn registry_passes_the_contract() {
     contract::registry(&db.registry(), "emb").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_passes_the_contract() {
+    let (dir, db) = fresh();
+    let registry = db.registry();
+    contract::enrollment(&registry, &registry, "emb").await;
+    // The claim index and serials survive a reopen: a released device is claimable again.
+    drop((registry, db));
+    let db = match hearth_embedded::Db::open(dir.path()) {
+        Ok(db) => db,
+        Err(e) => panic!("reopen: {e}"),
+    };
+    let registry = db.registry();
+    contract::enrollment_after_reopen(&registry, &registry, "emb").await;
+}
+
 #[tokio::test]
 async fn registry_and_state_are_separate() {
     let (_dir, db) = fresh();

@@ -1,0 +1,356 @@
+//! Pre-registration by makers, claiming by owners (with the device's IoT thing and
+//! certificate), credential re-issue, and device deletion.
+
+use bytes::Bytes;
+use hearth_domain::device::{
+    Device, DeviceType, Household, HouseholdId, Membership, ProductId, Role,
+};
+use hearth_domain::enrollment::{
+    CLAIM_ENTROPY_BYTES, ClaimCode, THING_ENTROPY_BYTES, new_thing_name, validate_serial,
+};
+use hearth_ports::{EnrollError, IotError, IssuedCertificate};
+use http::{Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::devices::{iot, store, summary, visible};
+use crate::request::{json, json_body, optional_json_body};
+use crate::{Caller, Kind, Ports, Problem};
+
+/// Amazon Root CA 1 (RSA 2048), which signs AWS IoT Core's `iot:Data-ATS` endpoints. From
+/// <https://www.amazontrust.com/repository/AmazonRootCA1.pem> (the copy Debian's
+/// `ca-certificates` ships; SHA-256 fingerprint 8E:CD:E6:88:…:98:19:6E).
+pub const AMAZON_ROOT_CA_1: &str = include_str!("AmazonRootCA1.pem");
+
+/// The longest CSR accepted (a P-256 or RSA-4096 CSR is well under this).
+const MAX_CSR_BYTES: usize = 8 * 1024;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn random<const N: usize>() -> Result<[u8; N], Problem> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| Problem::internal(&e))?;
+    Ok(bytes)
+}
+
+fn enroll(e: EnrollError) -> Problem {
+    match e {
+        EnrollError::AlreadyRegistered => Problem::new(
+            Kind::AlreadyRegistered,
+            "This product already has a device with this serial number.",
+        ),
+        EnrollError::UnknownCode => Problem::new(
+            Kind::UnknownClaimCode,
+            "No unclaimed device has this claim code (a code works once).",
+        ),
+        EnrollError::UnknownDevice => Problem::not_found(),
+        EnrollError::Store(e) => store(e),
+        other => Problem::internal(&other),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Registration {
+    product_id: String,
+    serial: String,
+    device_type: DeviceType,
+}
+
+/// `POST /v1/maker/devices`: a maker pre-registers a device and receives its claim code, once.
+pub async fn register(
+    ports: Ports<'_>,
+    caller: &Caller,
+    request: &Request<Bytes>,
+) -> Result<Response<Bytes>, Problem> {
+    if !caller.is_maker() {
+        return Err(Problem::new(
+            Kind::Forbidden,
+            "Only members of the makers group can register devices.",
+        ));
+    }
+    let body: Registration = json_body(request)?;
+    let product = ProductId::parse(body.product_id.as_str())
+        .map_err(|e| Problem::invalid("/productId", format!("productId: {e}.")))?;
+    validate_serial(&body.serial)
+        .map_err(|reason| Problem::invalid("/serial", format!("serial {reason}.")))?;
+    let code = ClaimCode::generate(random::<CLAIM_ENTROPY_BYTES>()?);
+    let device = Device {
+        id: new_thing_name(random::<THING_ENTROPY_BYTES>()?),
+        product,
+        household: None,
+        name: body.device_type.default_name().to_owned(),
+        device_type: body.device_type,
+        created_at: now_ms(),
+        serial: Some(body.serial),
+        maker: Some(caller.user.clone()),
+        claimed_at: None,
+        claim_code_hash: Some(code.hash()),
+    };
+    ports.enrollment.register(&device).await.map_err(enroll)?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({
+            "id": device.id.as_str(),
+            "productId": device.product.as_str(),
+            "serial": device.serial,
+            "deviceType": device.device_type,
+            "createdAt": device.created_at,
+            "claimCode": code.display(),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Claim {
+    claim_code: String,
+    name: Option<String>,
+    household_id: Option<String>,
+    csr: Option<String>,
+}
+
+fn check_csr(csr: Option<&str>) -> Result<(), Problem> {
+    match csr {
+        Some(csr) if csr.len() > MAX_CSR_BYTES => Err(Problem::invalid(
+            "/csr",
+            format!("csr is {} bytes; the limit is {MAX_CSR_BYTES}.", csr.len()),
+        )),
+        Some(csr) if !csr.contains("-----BEGIN CERTIFICATE REQUEST-----") => Err(Problem::invalid(
+            "/csr",
+            "csr must be a PEM certificate signing request.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The household a claim goes to: the one named (the caller must own it), else the caller's
+/// first owned household, else a new one (first claim).
+async fn target_household(
+    ports: Ports<'_>,
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<HouseholdId, Problem> {
+    let memberships = ports
+        .registry
+        .memberships(&caller.user)
+        .await
+        .map_err(store)?;
+    if let Some(named) = named {
+        let membership = HouseholdId::parse(named)
+            .ok()
+            .and_then(|id| memberships.iter().find(|m| m.household == id))
+            .ok_or_else(|| Problem::invalid("/householdId", "householdId is not one of yours."))?;
+        if membership.role != Role::Owner {
+            return Err(Problem::new(
+                Kind::Forbidden,
+                "Only an owner of the household can add devices to it.",
+            ));
+        }
+        return Ok(membership.household.clone());
+    }
+    let mut owned: Vec<&Membership> = memberships
+        .iter()
+        .filter(|m| m.role == Role::Owner)
+        .collect();
+    owned.sort_by(|a, b| a.household.cmp(&b.household));
+    if let Some(first) = owned.first() {
+        return Ok(first.household.clone());
+    }
+    let id = HouseholdId::parse(format!("hh-{}", hex(&random::<16>()?)))
+        .map_err(|e| Problem::internal(&e))?;
+    ports
+        .registry
+        .put_household(&Household {
+            id: id.clone(),
+            name: "Home".to_owned(),
+        })
+        .await
+        .map_err(store)?;
+    ports
+        .registry
+        .put_membership(&Membership {
+            user: caller.user.clone(),
+            household: id.clone(),
+            role: Role::Owner,
+        })
+        .await
+        .map_err(store)?;
+    Ok(id)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The thing and a fresh certificate for a claimed device.
+async fn provision(
+    ports: Ports<'_>,
+    device: &Device,
+    csr: Option<&str>,
+) -> Result<(IssuedCertificate, String), IotError> {
+    ports
+        .provisioner
+        .create_thing(&device.id, &device.product)
+        .await?;
+    let certificate = ports.provisioner.issue_certificate(&device.id, csr).await?;
+    let endpoint = ports.provisioner.data_endpoint().await?;
+    Ok((certificate, endpoint))
+}
+
+fn credentials(certificate: &IssuedCertificate, endpoint: &str) -> Value {
+    let mut body = json!({
+        "certificateId": certificate.certificate_id,
+        "certificatePem": certificate.certificate_pem,
+        "rootCaPem": AMAZON_ROOT_CA_1,
+        "endpoint": endpoint,
+    });
+    if let (Some(key), Some(object)) = (&certificate.private_key_pem, body.as_object_mut()) {
+        object.insert("privateKeyPem".to_owned(), Value::String(key.clone()));
+    }
+    body
+}
+
+fn provisioning_failed(device: &Device, e: IotError) -> Problem {
+    match e {
+        IotError::Rejected(detail) => {
+            tracing::warn!(thing = %device.id, detail, "certificate request refused");
+            Problem::invalid("/csr", "The certificate signing request was refused.")
+        }
+        other => {
+            tracing::error!(thing = %device.id, error = %other, "provisioning failed after the claim");
+            Problem::new(
+                Kind::Unavailable,
+                format!(
+                    "The device is yours, but its credentials could not be issued; request them \
+                     with POST /v1/devices/{}/credentials.",
+                    device.id
+                ),
+            )
+        }
+    }
+}
+
+/// `POST /v1/claims`: an owner claims a device with its claim code and receives the device's
+/// certificate (from its CSR, or with a new key pair returned once).
+pub async fn claim(
+    ports: Ports<'_>,
+    caller: &Caller,
+    request: &Request<Bytes>,
+) -> Result<Response<Bytes>, Problem> {
+    let body: Claim = json_body(request)?;
+    let code = ClaimCode::parse(&body.claim_code).ok_or_else(|| {
+        Problem::invalid(
+            "/claimCode",
+            "claimCode must be the 20-character code printed on the device.",
+        )
+    })?;
+    if let Some(name) = &body.name {
+        hearth_domain::device::validate_name(name)
+            .map_err(|reason| Problem::invalid("/name", format!("name {reason}.")))?;
+    }
+    check_csr(body.csr.as_deref())?;
+    let household = target_household(ports, caller, body.household_id.as_deref()).await?;
+    // Claimed first: of two owners with one code exactly one gets here.
+    let device = ports
+        .enrollment
+        .claim(&code.hash(), &household, body.name.as_deref(), now_ms())
+        .await
+        .map_err(enroll)?;
+    let (certificate, endpoint) = provision(ports, &device, body.csr.as_deref())
+        .await
+        .map_err(|e| provisioning_failed(&device, e))?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({
+            "device": summary(&device),
+            "credentials": credentials(&certificate, &endpoint),
+        }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reissue {
+    csr: Option<String>,
+}
+
+/// `POST /v1/devices/{id}/credentials`: owners only; a new certificate, after which every
+/// previous one of the device is deactivated.
+pub async fn reissue(
+    ports: Ports<'_>,
+    caller: &Caller,
+    id: &str,
+    request: &Request<Bytes>,
+) -> Result<Response<Bytes>, Problem> {
+    let (device, role) = visible(ports, caller, id).await?;
+    if role != Role::Owner {
+        return Err(Problem::new(
+            Kind::Forbidden,
+            "Only an owner of the household can issue device credentials.",
+        ));
+    }
+    let body: Reissue = optional_json_body(request)?.unwrap_or_default();
+    check_csr(body.csr.as_deref())?;
+    let previous = match ports.provisioner.certificates(&device.id).await {
+        Ok(previous) => previous,
+        Err(IotError::NotFound(_)) => Vec::new(),
+        Err(e) => return Err(iot(e)),
+    };
+    let (certificate, endpoint) = provision(ports, &device, body.csr.as_deref())
+        .await
+        .map_err(|e| match e {
+            IotError::Rejected(_) => provisioning_failed(&device, e),
+            other => iot(other),
+        })?;
+    // Only once the new certificate exists: a failure here leaves the device able to connect.
+    for old in previous
+        .iter()
+        .filter(|c| **c != certificate.certificate_id)
+    {
+        match ports.provisioner.revoke_certificate(&device.id, old).await {
+            Ok(()) | Err(IotError::NotFound(_)) => {}
+            Err(e) => return Err(iot(e)),
+        }
+    }
+    Ok(json(
+        StatusCode::CREATED,
+        &credentials(&certificate, &endpoint),
+    ))
+}
+
+/// `DELETE /v1/devices/{id}`: owners only. Deletes the thing (its certificates detached,
+/// deactivated and deleted) and its shadow, then releases the device from the household, so a
+/// next owner can claim it with its code and starts clean.
+pub async fn delete(
+    ports: Ports<'_>,
+    caller: &Caller,
+    id: &str,
+) -> Result<Response<Bytes>, Problem> {
+    let (device, role) = visible(ports, caller, id).await?;
+    if role != Role::Owner {
+        return Err(Problem::new(
+            Kind::Forbidden,
+            "Only an owner of the household can delete a device.",
+        ));
+    }
+    // IoT first: if releasing failed after, a retry finds nothing left to delete; the other
+    // order could leave a released device with a working certificate.
+    for step in [
+        ports.shadows.delete_shadow(&device.id).await,
+        ports.provisioner.delete_thing(&device.id).await,
+    ] {
+        match step {
+            Ok(()) | Err(IotError::NotFound(_)) => {}
+            Err(e) => return Err(iot(e)),
+        }
+    }
+    ports.enrollment.release(&device.id).await.map_err(enroll)?;
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    Ok(response)
+}
