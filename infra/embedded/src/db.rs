@@ -85,6 +85,7 @@ pub(crate) struct Shared {
     pub(crate) shadows: Keyspace,
     pub(crate) letters: Keyspace,
     pub(crate) queues: Keyspace,
+    pub(crate) documents: Keyspace,
     meta: Keyspace,
     /// The next message (or letter) id; held while committing a batch that allocates ids.
     next_id: Mutex<u64>,
@@ -147,6 +148,7 @@ impl Db {
             shadows: keyspace("shadows")?,
             letters: keyspace("dead-letters")?,
             queues: keyspace("queues")?,
+            documents: keyspace("documents")?,
             meta,
             next_id: Mutex::new(next_id),
             tokens: AtomicU64::new(seed.max(1)),
@@ -225,6 +227,11 @@ impl Db {
     /// Device shadows.
     pub fn shadows(&self) -> ShadowStore {
         ShadowStore::new(Arc::clone(&self.inner.shared))
+    }
+
+    /// JSON records in `namespace` (see [`Documents`](crate::Documents)).
+    pub fn documents(&self, namespace: &str) -> crate::Documents {
+        crate::Documents::new(Arc::clone(&self.inner.shared), namespace)
     }
 
     /// The next value of the database's strictly increasing counter (the one message ids come

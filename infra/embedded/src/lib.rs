@@ -5,6 +5,8 @@
 //!   [`EmbeddedRegistry`] ([`hearth_ports::DeviceRegistry`]) and [`EmbeddedDeadLetters`]
 //!   ([`hearth_ports::DeadLetterSink`]), each passing the port's contract suite;
 //! - [`ShadowStore`]: device shadows for the local shadow service;
+//! - [`Documents`]: small JSON records by key for other local emulations (the IoT registry's
+//!   things and certificates);
 //! - [`Queue`]: durable queues with the SQS semantics the Lambda handlers rely on (batches,
 //!   visibility timeouts, redelivery, redrive to a dead-letter queue), whose sends return once
 //!   fsynced, with concurrent sends sharing one fsync (group commit).
@@ -19,6 +21,7 @@
 
 mod adapters;
 mod db;
+mod documents;
 mod error;
 mod queue;
 mod shadow;
@@ -26,6 +29,7 @@ mod sync;
 
 pub use adapters::{EmbeddedDeadLetters, EmbeddedRegistry, EmbeddedStateStore};
 pub use db::{Db, now_ms};
+pub use documents::Documents;
 pub use error::EmbeddedError;
 pub use queue::{
     Body, MAX_MESSAGE_BYTES, MessageId, ParseError, Queue, QueueConfig, Receipt, Received, Redrive,

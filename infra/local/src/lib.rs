@@ -22,6 +22,7 @@ pub mod glue;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
+pub mod provisioner;
 pub mod shadow_service;
 pub mod simulator;
 pub mod stack;

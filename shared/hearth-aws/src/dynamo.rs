@@ -6,10 +6,17 @@
 //! | device state (projection) | `DEVICE#<thing>` | `STATE` | — |
 //! | household | `HOUSEHOLD#<household>` | `META` | — |
 //! | membership | `USER#<user>` | `HOUSEHOLD#<household>` | `HOUSEHOLD#<household>` / `MEMBER#<user>` |
+//! | serial (uniqueness) | `SERIAL#<product>#<serial>` | `META` | — |
+//! | claim code (index) | `CLAIM#<code hash>` | `META` | — |
 //!
 //! Registry and state are separate items of the same item collection: a state write never
 //! touches the registry record and the other way round, and state is stored for a device that is
 //! not registered yet.
+//!
+//! The serial and claim-code items belong to enrollment ([`hearth_ports::Enrollment`]): each
+//! names its device (`thing`) and is written in the same transaction as the device item, so a
+//! serial is taken at most once per product and a claim code exists exactly while its device
+//! is unclaimed.
 
 use std::collections::HashMap;
 
@@ -39,6 +46,16 @@ type Item = HashMap<String, AttributeValue>;
 
 fn device_pk(thing: &str) -> String {
     format!("DEVICE#{thing}")
+}
+
+/// The uniqueness item of a product's serial number. A product id never contains `#`, so
+/// `(product, serial)` pairs never collide.
+fn serial_pk(product: &str, serial: &str) -> String {
+    format!("SERIAL#{product}#{serial}")
+}
+
+fn claim_pk(code_hash: &str) -> String {
+    format!("CLAIM#{code_hash}")
 }
 
 fn household_pk(household: &str) -> String {

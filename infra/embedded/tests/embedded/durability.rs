@@ -152,3 +152,36 @@ fn a_second_process_cannot_open_the_database() {
         Err(EmbeddedError::Locked { .. })
     ));
 }
+
+#[tokio::test]
+async fn documents_are_namespaced_atomic_and_survive_a_reopen() {
+    let dir = tempdir();
+    {
+        let db = open(dir.path());
+        let iot = db.documents("iot");
+        let other = db.documents("iot-x");
+        ok(
+            iot.write(
+                &[("t\u{1}a", &1_u32), ("t\u{1}b", &2), ("c\u{1}z", &9)],
+                &[],
+            ),
+            "write",
+        );
+        ok(other.write(&[("t\u{1}a", &100_u32)], &[]), "write");
+        ok(
+            iot.write(&[("t\u{1}c", &3_u32)], &["t\u{1}b"]),
+            "write and remove",
+        );
+    }
+    let db = open(dir.path());
+    let iot = db.documents("iot");
+    assert_eq!(ok(iot.get::<u32>("t\u{1}a"), "get"), Some(1));
+    assert_eq!(ok(iot.get::<u32>("t\u{1}b"), "get"), None);
+    let things: Vec<(String, u32)> = ok(iot.scan("t\u{1}"), "scan");
+    assert_eq!(
+        things,
+        vec![("t\u{1}a".to_owned(), 1), ("t\u{1}c".to_owned(), 3)]
+    );
+    let other: Vec<(String, u32)> = ok(db.documents("iot-x").scan(""), "scan");
+    assert_eq!(other, vec![("t\u{1}a".to_owned(), 100)]);
+}

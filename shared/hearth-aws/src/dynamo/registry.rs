@@ -1,22 +1,40 @@
-//! Registry data on DynamoDB: devices, households, memberships.
+//! Registry data on DynamoDB: devices, households, memberships, and enrollment.
+//!
+//! Enrollment keeps two index items beside the devices (see the table in [`super`]): a serial
+//! item per `(product, serial)` and a claim-code item per unclaimed device, both naming the
+//! device. Every enrollment step is one `TransactWriteItems` whose conditions encode the rules,
+//! so concurrent calls can never both win: the losers either fail a condition or are cancelled
+//! with a `TransactionConflict`, in which case the step starts again from a fresh read.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::AsyncSleep;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use hearth_domain::device::{
     Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role, UserId,
 };
-use hearth_ports::{DeviceRegistry, Page, StoreError};
+use hearth_ports::{DeviceRegistry, EnrollError, Enrollment, Page, StoreError};
 
 use super::{
-    GSI1, GSI1PK, GSI1SK, Item, PK, SK, corrupt, device_pk, get_n, get_s, household_pk, n,
-    parse_id, required, s, user_pk,
+    GSI1, GSI1PK, GSI1SK, Item, PK, SK, claim_pk, corrupt, device_pk, get_n, get_s, household_pk,
+    n, parse_id, required, s, serial_pk, user_pk,
 };
 use crate::classify;
 
 const META_SK: &str = "META";
 const PERMANENT: &[&str] = &["ValidationException"];
+/// Attempts of an enrollment step whose transaction keeps being cancelled by concurrent
+/// transactions on the same items, before it gives up with a transient error.
+const MAX_ATTEMPTS: u32 = 6;
+/// The first back-off after a transaction conflict; it doubles with each attempt (with jitter).
+const BASE_BACKOFF: Duration = Duration::from_millis(20);
 
-/// The [`DeviceRegistry`] on a DynamoDB table.
+/// The [`DeviceRegistry`] and [`Enrollment`] on a DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoRegistry {
     client: Client,
@@ -100,6 +118,143 @@ impl DynamoRegistry {
             .map_err(|e| classify(&e, PERMANENT))?;
         Ok(output.item().cloned())
     }
+
+    async fn read_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        self.get(device_pk(id.as_str()), META_SK)
+            .await?
+            .map(|item| decode_device(&item))
+            .transpose()
+    }
+
+    /// Runs one transaction; a cancellation is decoded into what the caller can act on.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Transacted, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(error) = result else {
+            return Ok(Transacted::Done);
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            error.as_service_error()
+        else {
+            return Err(classify(&error, PERMANENT));
+        };
+        let codes = cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code());
+        match cancellation(codes) {
+            Cancelled::ConditionFailed => Ok(Transacted::ConditionFailed),
+            Cancelled::Conflict => Ok(Transacted::Conflict),
+            Cancelled::Rejected => Err(StoreError::Rejected(
+                DisplayErrorContext(&error).to_string(),
+            )),
+            Cancelled::Transient => Err(StoreError::Transient(
+                DisplayErrorContext(&error).to_string(),
+            )),
+        }
+    }
+
+    /// Waits before attempt `attempt + 1` of a step cancelled by a concurrent transaction:
+    /// exponential back-off with full jitter, so that racing callers spread out.
+    async fn backoff(&self, attempt: u32) {
+        let ceiling = BASE_BACKOFF.saturating_mul(1 << attempt.min(8));
+        // A fresh `RandomState` is randomly keyed: good enough for jitter, no extra dependency.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let ceiling_ms = u64::try_from(ceiling.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let delay = Duration::from_millis(random % ceiling_ms);
+        if let Some(sleep) = self.client.config().sleep_impl() {
+            sleep.sleep(delay).await;
+        }
+    }
+}
+
+/// How a `TransactWriteItems` call ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transacted {
+    /// Committed.
+    Done,
+    /// A condition did not hold: nothing was written.
+    ConditionFailed,
+    /// Cancelled because another transaction was using one of the items: nothing was written;
+    /// read again and retry.
+    Conflict,
+}
+
+/// Why DynamoDB cancelled a transaction, from its cancellation reason codes (one per item,
+/// `None` for the items that were fine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancelled {
+    /// `ConditionalCheckFailed` on some item: decisive, whatever else happened.
+    ConditionFailed,
+    /// An item can never be written as asked (`ValidationError`, e.g. too large;
+    /// `ItemCollectionSizeLimitExceeded`).
+    Rejected,
+    /// `TransactionConflict`: a concurrent transaction held an item.
+    Conflict,
+    /// Throttling, capacity, or a reason this code does not know: retry later.
+    Transient,
+}
+
+fn cancellation<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> Cancelled {
+    let (mut rejected, mut conflict) = (false, false);
+    for code in codes {
+        match code {
+            Some("ConditionalCheckFailed") => return Cancelled::ConditionFailed,
+            Some("ValidationError" | "ItemCollectionSizeLimitExceeded") => rejected = true,
+            Some("TransactionConflict") => conflict = true,
+            _ => {}
+        }
+    }
+    if rejected {
+        Cancelled::Rejected
+    } else if conflict {
+        Cancelled::Conflict
+    } else {
+        Cancelled::Transient
+    }
+}
+
+fn built<T>(result: Result<T, BuildError>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Rejected(format!("invalid transaction item: {e}")))
+}
+
+/// A conditional `Put` of an item whose key must not exist yet.
+fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#pk)")
+        .expression_attribute_names("#pk", PK)
+        .build();
+    Ok(TransactWriteItem::builder().put(built(put)?).build())
+}
+
+/// An enrollment index item (serial or claim code) naming its device.
+fn index_item(pk: String, entity: &str, thing: &DeviceId) -> Item {
+    let mut item = Item::new();
+    item.insert(PK.to_owned(), s(pk));
+    item.insert(SK.to_owned(), s(META_SK));
+    item.insert("entity".to_owned(), s(entity));
+    item.insert("thing".to_owned(), s(thing.as_str()));
+    item
+}
+
+fn claim_item(code_hash: &str, thing: &DeviceId) -> Item {
+    index_item(claim_pk(code_hash), "claim", thing)
+}
+
+fn gave_up(step: &str, thing: &str) -> EnrollError {
+    EnrollError::Store(StoreError::Transient(format!(
+        "{step} of {thing}: cancelled by concurrent transactions {MAX_ATTEMPTS} times"
+    )))
 }
 
 fn device_type_name(t: DeviceType) -> &'static str {
@@ -202,10 +357,7 @@ impl DeviceRegistry for DynamoRegistry {
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
-        self.get(device_pk(id.as_str()), META_SK)
-            .await?
-            .map(|item| decode_device(&item))
-            .transpose()
+        self.read_device(id).await
     }
 
     async fn household_devices(
@@ -301,5 +453,207 @@ impl DeviceRegistry for DynamoRegistry {
     ) -> Result<Vec<Membership>, StoreError> {
         self.query_memberships(Some(GSI1), household_pk(household.as_str()), "MEMBER#")
             .await
+    }
+}
+
+#[async_trait]
+impl Enrollment for DynamoRegistry {
+    /// One transaction puts the device, its serial item and its claim-code item, each only if
+    /// its key is new; any of them taken cancels all (`AlreadyRegistered`). A claim code whose
+    /// hash another device already holds is refused the same way.
+    async fn register(&self, device: &Device) -> Result<(), EnrollError> {
+        let thing = &device.id;
+        let mut items = vec![put_new(&self.table, device_item(device))?];
+        if let Some(serial) = &device.serial {
+            let pk = serial_pk(device.product.as_str(), serial);
+            items.push(put_new(&self.table, index_item(pk, "serial", thing))?);
+        }
+        if let Some(hash) = &device.claim_code_hash {
+            items.push(put_new(&self.table, claim_item(hash, thing))?);
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            match self.transact(items.clone()).await? {
+                Transacted::Done => return Ok(()),
+                Transacted::ConditionFailed => return Err(EnrollError::AlreadyRegistered),
+                Transacted::Conflict => self.backoff(attempt).await,
+            }
+        }
+        Err(gave_up("register", thing.as_str()))
+    }
+
+    /// Reads the claim-code item (strongly consistent) for the device, then one transaction
+    /// deletes the code item, still naming that device, and moves the device into the
+    /// household (renamed when a name is given), if it still exists, is unclaimed and carries
+    /// the code. A failed condition is `UnknownCode`: someone else claimed it first.
+    async fn claim(
+        &self,
+        code_hash: &str,
+        household: &HouseholdId,
+        name: Option<&str>,
+        now: u64,
+    ) -> Result<Device, EnrollError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some(code) = self.get(claim_pk(code_hash), META_SK).await? else {
+                return Err(EnrollError::UnknownCode);
+            };
+            let thing = required(get_s(&code, "thing")?, &code, "thing")?;
+            let thing = parse_id(DeviceId::parse(thing), &code, "thing")?;
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key(PK, s(claim_pk(code_hash)))
+                .key(SK, s(META_SK))
+                .condition_expression("attribute_exists(#pk) AND #thing = :thing")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#thing", "thing")
+                .expression_attribute_values(":thing", s(thing.as_str()))
+                .build();
+            let mut set = "SET #household = :household, #gsi1pk = :gsi1pk, #gsi1sk = :gsi1sk, \
+                           #claimed_at = :claimed_at"
+                .to_owned();
+            let mut update = Update::builder();
+            if let Some(name) = name {
+                set.push_str(", #name = :name");
+                update = update
+                    .expression_attribute_names("#name", "name")
+                    .expression_attribute_values(":name", s(name));
+            }
+            let update = update
+                .table_name(&self.table)
+                .key(PK, s(device_pk(thing.as_str())))
+                .key(SK, s(META_SK))
+                .update_expression(set)
+                .condition_expression(
+                    "attribute_exists(#pk) AND attribute_not_exists(#household) \
+                     AND #hash = :hash",
+                )
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#household", "household")
+                .expression_attribute_names("#gsi1pk", GSI1PK)
+                .expression_attribute_names("#gsi1sk", GSI1SK)
+                .expression_attribute_names("#claimed_at", "claimed_at")
+                .expression_attribute_names("#hash", "claim_code_hash")
+                .expression_attribute_values(":household", s(household.as_str()))
+                .expression_attribute_values(":gsi1pk", s(household_pk(household.as_str())))
+                .expression_attribute_values(":gsi1sk", s(device_pk(thing.as_str())))
+                .expression_attribute_values(":claimed_at", n(now))
+                .expression_attribute_values(":hash", s(code_hash))
+                .build();
+            let items = vec![
+                TransactWriteItem::builder().delete(built(delete)?).build(),
+                TransactWriteItem::builder().update(built(update)?).build(),
+            ];
+            match self.transact(items).await? {
+                Transacted::Done => {
+                    return self.read_device(&thing).await?.ok_or_else(|| {
+                        EnrollError::Store(StoreError::Transient(format!(
+                            "device {thing} vanished right after being claimed"
+                        )))
+                    });
+                }
+                Transacted::ConditionFailed => return Err(EnrollError::UnknownCode),
+                Transacted::Conflict => self.backoff(attempt).await,
+            }
+        }
+        Err(gave_up("claim", "a claim code"))
+    }
+
+    /// Reads the device (strongly consistent); if claimed, one transaction removes it from its
+    /// household (if it is still in the household read), resets its name to its type's default
+    /// and puts its claim-code item back. A device that changed in between is read again.
+    async fn release(&self, id: &DeviceId) -> Result<Device, EnrollError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let device = self
+                .read_device(id)
+                .await?
+                .ok_or(EnrollError::UnknownDevice)?;
+            let Some(household) = &device.household else {
+                return Ok(device);
+            };
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(device_pk(id.as_str())))
+                .key(SK, s(META_SK))
+                .update_expression(
+                    "SET #name = :name REMOVE #household, #gsi1pk, #gsi1sk, #claimed_at",
+                )
+                .condition_expression("attribute_exists(#pk) AND #household = :household")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_names("#household", "household")
+                .expression_attribute_names("#gsi1pk", GSI1PK)
+                .expression_attribute_names("#gsi1sk", GSI1SK)
+                .expression_attribute_names("#claimed_at", "claimed_at")
+                .expression_attribute_values(":name", s(device.device_type.default_name()))
+                .expression_attribute_values(":household", s(household.as_str()))
+                .build();
+            let mut items = vec![TransactWriteItem::builder().update(built(update)?).build()];
+            if let Some(hash) = &device.claim_code_hash {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(claim_item(hash, id)))
+                    .build();
+                items.push(TransactWriteItem::builder().put(built(put)?).build());
+            }
+            match self.transact(items).await? {
+                Transacted::Done => {
+                    return self
+                        .read_device(id)
+                        .await?
+                        .ok_or(EnrollError::UnknownDevice);
+                }
+                // Released or re-claimed meanwhile: look again.
+                Transacted::ConditionFailed => {}
+                Transacted::Conflict => self.backoff(attempt).await,
+            }
+        }
+        Err(gave_up("release", id.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cancelled, cancellation};
+
+    #[test]
+    fn a_failed_condition_decides_whatever_else_happened() {
+        let codes = [
+            None,
+            Some("TransactionConflict"),
+            Some("ConditionalCheckFailed"),
+        ];
+        assert_eq!(cancellation(codes), Cancelled::ConditionFailed);
+        assert_eq!(
+            cancellation([Some("None"), Some("ConditionalCheckFailed")]),
+            Cancelled::ConditionFailed
+        );
+    }
+
+    #[test]
+    fn a_conflict_is_retried_and_invalid_items_are_rejected() {
+        assert_eq!(
+            cancellation([Some("None"), Some("TransactionConflict")]),
+            Cancelled::Conflict
+        );
+        assert_eq!(
+            cancellation([Some("TransactionConflict"), Some("ValidationError")]),
+            Cancelled::Rejected
+        );
+        assert_eq!(
+            cancellation([Some("ItemCollectionSizeLimitExceeded")]),
+            Cancelled::Rejected
+        );
+    }
+
+    #[test]
+    fn throttling_and_unknown_reasons_are_transient() {
+        assert_eq!(
+            cancellation([Some("ThrottlingError"), Some("None")]),
+            Cancelled::Transient
+        );
+        assert_eq!(
+            cancellation([Some("ProvisionedThroughputExceeded")]),
+            Cancelled::Transient
+        );
+        assert_eq!(cancellation([]), Cancelled::Transient);
     }
 }

@@ -4,6 +4,7 @@
 //! honoured.
 
 mod dynamo;
+mod enrollment;
 mod iot;
 mod sqs;
 mod support;
