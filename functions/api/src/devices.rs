@@ -32,14 +32,8 @@ pub(crate) fn iot(e: IotError) -> Problem {
             Kind::VersionConflict,
             "The device's shadow is no longer at expectedVersion; read the device and retry.",
         ),
-        IotError::Rejected(detail) => {
-            tracing::warn!(detail, "the shadow service refused a desired document");
-            Problem::new(
-                Kind::Validation,
-                "The device shadow service refused the desired document.",
-            )
-        }
-        other => Problem::unavailable(&other),
+        IotError::Transient(_) => Problem::unavailable(&e),
+        other => Problem::internal(&other),
     }
 }
 
@@ -339,7 +333,16 @@ pub async fn command(
         .shadows
         .update_desired(&device.id, &desired, expected_version)
         .await
-        .map_err(iot)?;
+        .map_err(|e| match e {
+            IotError::Rejected(detail) => {
+                tracing::warn!(detail, "the shadow service refused a desired document");
+                Problem::invalid(
+                    "/desired",
+                    "The device shadow service refused the desired document.",
+                )
+            }
+            other => iot(other),
+        })?;
     Ok(json(StatusCode::ACCEPTED, &json!({ "version": version })))
 }
 

@@ -17,11 +17,6 @@ use crate::devices::{iot, store, summary, visible};
 use crate::request::{json, json_body, optional_json_body};
 use crate::{Caller, Kind, Ports, Problem};
 
-/// Amazon Root CA 1 (RSA 2048), which signs AWS IoT Core's `iot:Data-ATS` endpoints. From
-/// <https://www.amazontrust.com/repository/AmazonRootCA1.pem> (the copy Debian's
-/// `ca-certificates` ships; SHA-256 fingerprint 8E:CD:E6:88:…:98:19:6E).
-pub const AMAZON_ROOT_CA_1: &str = include_str!("AmazonRootCA1.pem");
-
 /// The longest CSR accepted (a P-256 or RSA-4096 CSR is well under this).
 const MAX_CSR_BYTES: usize = 8 * 1024;
 
@@ -187,26 +182,42 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The step of provisioning that failed.
+enum Step {
+    Thing,
+    Certificate,
+    Endpoint,
+}
+
 /// The thing and a fresh certificate for a claimed device.
 async fn provision(
     ports: Ports<'_>,
     device: &Device,
     csr: Option<&str>,
-) -> Result<(IssuedCertificate, String), IotError> {
+) -> Result<(IssuedCertificate, String), (Step, IotError)> {
     ports
         .provisioner
         .create_thing(&device.id, &device.product)
-        .await?;
-    let certificate = ports.provisioner.issue_certificate(&device.id, csr).await?;
-    let endpoint = ports.provisioner.data_endpoint().await?;
+        .await
+        .map_err(|e| (Step::Thing, e))?;
+    let certificate = ports
+        .provisioner
+        .issue_certificate(&device.id, csr)
+        .await
+        .map_err(|e| (Step::Certificate, e))?;
+    let endpoint = ports
+        .provisioner
+        .data_endpoint()
+        .await
+        .map_err(|e| (Step::Endpoint, e))?;
     Ok((certificate, endpoint))
 }
 
-fn credentials(certificate: &IssuedCertificate, endpoint: &str) -> Value {
+fn credentials(ports: Ports<'_>, certificate: &IssuedCertificate, endpoint: &str) -> Value {
     let mut body = json!({
         "certificateId": certificate.certificate_id,
         "certificatePem": certificate.certificate_pem,
-        "rootCaPem": AMAZON_ROOT_CA_1,
+        "rootCaPem": ports.provisioner.root_ca_pem(),
         "endpoint": endpoint,
     });
     if let (Some(key), Some(object)) = (&certificate.private_key_pem, body.as_object_mut()) {
@@ -215,23 +226,30 @@ fn credentials(certificate: &IssuedCertificate, endpoint: &str) -> Value {
     body
 }
 
-fn provisioning_failed(device: &Device, e: IotError) -> Problem {
+/// A refused CSR is the client's (422 on `/csr`); anything else is ours: 503 when retrying can
+/// help, else 500. `claimed` adds how to get the credentials later (the claim itself stands).
+fn provisioning_failed(device: &Device, (step, e): (Step, IotError), claimed: bool) -> Problem {
+    if let (Step::Certificate, IotError::Rejected(detail)) = (&step, &e) {
+        tracing::warn!(thing = %device.id, detail, "certificate request refused");
+        return Problem::invalid("/csr", "The certificate signing request was refused.");
+    }
+    let step = match step {
+        Step::Thing => "creating the thing",
+        Step::Certificate => "issuing the certificate",
+        Step::Endpoint => "reading the data endpoint",
+    };
+    tracing::error!(thing = %device.id, step, error = %e, "provisioning failed");
+    let retry = format!(
+        "request them with POST /v1/devices/{}/credentials.",
+        device.id
+    );
     match e {
-        IotError::Rejected(detail) => {
-            tracing::warn!(thing = %device.id, detail, "certificate request refused");
-            Problem::invalid("/csr", "The certificate signing request was refused.")
-        }
-        other => {
-            tracing::error!(thing = %device.id, error = %other, "provisioning failed after the claim");
-            Problem::new(
-                Kind::Unavailable,
-                format!(
-                    "The device is yours, but its credentials could not be issued; request them \
-                     with POST /v1/devices/{}/credentials.",
-                    device.id
-                ),
-            )
-        }
+        IotError::Transient(_) if claimed => Problem::new(
+            Kind::Unavailable,
+            format!("The device is yours, but its credentials could not be issued; {retry}"),
+        ),
+        IotError::Transient(_) => Problem::unavailable(&e),
+        other => Problem::internal(&other),
     }
 }
 
@@ -263,12 +281,12 @@ pub async fn claim(
         .map_err(enroll)?;
     let (certificate, endpoint) = provision(ports, &device, body.csr.as_deref())
         .await
-        .map_err(|e| provisioning_failed(&device, e))?;
+        .map_err(|e| provisioning_failed(&device, e, true))?;
     Ok(json(
         StatusCode::CREATED,
         &json!({
             "device": summary(&device),
-            "credentials": credentials(&certificate, &endpoint),
+            "credentials": credentials(ports, &certificate, &endpoint),
         }),
     ))
 }
@@ -303,10 +321,7 @@ pub async fn reissue(
     };
     let (certificate, endpoint) = provision(ports, &device, body.csr.as_deref())
         .await
-        .map_err(|e| match e {
-            IotError::Rejected(_) => provisioning_failed(&device, e),
-            other => iot(other),
-        })?;
+        .map_err(|e| provisioning_failed(&device, e, false))?;
     // Only once the new certificate exists: a failure here leaves the device able to connect.
     for old in previous
         .iter()
@@ -319,7 +334,7 @@ pub async fn reissue(
     }
     Ok(json(
         StatusCode::CREATED,
-        &credentials(&certificate, &endpoint),
+        &credentials(ports, &certificate, &endpoint),
     ))
 }
 

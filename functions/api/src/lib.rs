@@ -22,7 +22,6 @@ use hearth_ports::{DeviceRegistry, Enrollment, ShadowGateway, StateStore, ThingP
 use http::{Method, Request, Response};
 
 pub use caller::Caller;
-pub use enroll::AMAZON_ROOT_CA_1;
 pub use problem::{Kind, Problem};
 pub use request::MAX_BODY_BYTES;
 

@@ -41,13 +41,19 @@ pub fn json_body<T: DeserializeOwned>(request: &Request<Bytes>) -> Result<T, Pro
             ),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Problem::new(Kind::Validation, e.to_string()),
-        _ => Problem::new(
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
             Kind::BadRequest,
             format!("The body is not valid JSON: {e}."),
-        ),
-    })
+        )
+    })?;
+    if !value.is_object() {
+        return Err(Problem::new(
+            Kind::Validation,
+            "The body must be a JSON object.",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| Problem::new(Kind::Validation, e.to_string()))
 }
 
 /// Like [`json_body`] for a route whose body is optional: `None` when it is empty.

@@ -185,11 +185,6 @@ impl LocalProvisioner {
         Self { docs, ca, endpoint }
     }
 
-    /// The CA certificate devices trust locally, PEM.
-    pub fn root_ca_pem(&self) -> &str {
-        self.ca.pem()
-    }
-
     fn exists(&self, thing: &DeviceId) -> Result<bool, IotError> {
         Ok(self
             .docs
@@ -287,6 +282,10 @@ impl ThingProvisioner for LocalProvisioner {
 
     async fn data_endpoint(&self) -> Result<String, IotError> {
         Ok(self.endpoint.clone())
+    }
+
+    fn root_ca_pem(&self) -> String {
+        self.ca.pem().to_owned()
     }
 }
 

@@ -14,6 +14,11 @@ use hearth_domain::shadow::Object;
 use hearth_ports::{IotError, IssuedCertificate, ShadowGateway, ThingProvisioner};
 use serde_json::{Value, json};
 
+/// Amazon Root CA 1 (RSA 2048), which signs AWS IoT Core's `iot:Data-ATS` endpoints. From
+/// <https://www.amazontrust.com/repository/AmazonRootCA1.pem> (the copy Debian's
+/// `ca-certificates` ships; SHA-256 fingerprint `8E:CD:E6:88:…:AE:98:19:6E`).
+pub const AMAZON_ROOT_CA_1: &str = include_str!("AmazonRootCA1.pem");
+
 /// Maps an SDK error: not-found and conflict codes to their variants, codes in `permanent` to
 /// [`IotError::Rejected`], the rest (throttling, service errors, I/O) to
 /// [`IotError::Transient`].
@@ -312,6 +317,10 @@ impl ThingProvisioner for IotProvisioner {
             .endpoint_address()
             .map(str::to_owned)
             .ok_or_else(|| missing("endpoint address"))
+    }
+
+    fn root_ca_pem(&self) -> String {
+        AMAZON_ROOT_CA_1.to_owned()
     }
 }
 

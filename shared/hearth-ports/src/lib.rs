@@ -213,6 +213,8 @@ pub trait ThingProvisioner: Send + Sync {
     async fn delete_thing(&self, thing: &DeviceId) -> Result<(), IotError>;
     /// The account's device data endpoint (`iot:Data-ATS`).
     async fn data_endpoint(&self) -> Result<String, IotError>;
+    /// The root CA certificate (PEM) devices trust for that endpoint.
+    fn root_ca_pem(&self) -> String;
 }
 
 /// Commands through the device shadow (the IoT Data Plane).

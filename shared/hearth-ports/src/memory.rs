@@ -331,6 +331,10 @@ impl crate::ThingProvisioner for MemoryProvisioner {
     async fn data_endpoint(&self) -> Result<String, IotError> {
         Ok("127.0.0.1".to_owned())
     }
+
+    fn root_ca_pem(&self) -> String {
+        "-----BEGIN CERTIFICATE-----\nmemory-root\n-----END CERTIFICATE-----\n".to_owned()
+    }
 }
 
 /// A [`ShadowGateway`](crate::ShadowGateway) keeping shadows with the domain's shadow semantics.

@@ -380,6 +380,7 @@ async fn owners_rename_and_members_get_403() {
         (r#"{"name":7}"#, 422),
         (r#"{}"#, 422),
         ("name=x", 400),
+        (r#"["Porch light"]"#, 422),
     ] {
         let reply = call(
             &world,
