@@ -14,6 +14,8 @@
 pub mod caller;
 mod devices;
 mod enroll;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod problem;
 mod request;
 

@@ -2,4 +2,6 @@
 
 mod devices;
 mod enroll;
+#[cfg(feature = "lambda")]
+mod lambda;
 mod support;

@@ -1,0 +1,63 @@
+//! The Lambda adapter on the API Gateway events in `events/api/`.
+
+use serde_json::Value;
+
+use crate::support::{World, ok};
+
+fn event(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/api/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = ok(std::fs::read_to_string(&path));
+    ok(lambda_http::request::from_str(&text))
+}
+
+fn body(response: &lambda_http::Response<lambda_http::Body>) -> Value {
+    ok(serde_json::from_slice(response.body().as_ref()))
+}
+
+#[tokio::test]
+async fn the_caller_comes_from_the_jwt_authorizer_claims() {
+    let list = event("list-devices.json");
+    let caller = hearth_api::lambda::caller(&list).unwrap_or_else(|| panic!("no caller"));
+    assert_eq!(caller.user.as_str(), "alice");
+    assert_eq!(caller.groups, ["owners-beta"]);
+    assert_eq!(caller.email.as_deref(), Some("alice@example.com"));
+    assert!(!caller.is_maker());
+    let register = event("register-device.json");
+    let maker = hearth_api::lambda::caller(&register).unwrap_or_else(|| panic!("no caller"));
+    assert!(maker.is_maker(), "{:?}", maker.groups);
+}
+
+#[tokio::test]
+async fn events_are_served_through_the_handler() {
+    let world = World::seeded().await;
+    let response = hearth_api::lambda::serve(world.ports(), event("list-devices.json")).await;
+    assert_eq!(response.status(), 200);
+    let listed = body(&response);
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    assert!(
+        listed["nextCursor"].is_string(),
+        "limit=2 came from the query string"
+    );
+
+    let response = hearth_api::lambda::serve(world.ports(), event("register-device.json")).await;
+    assert_eq!(response.status(), 201);
+    let registered = body(&response);
+    assert_eq!(registered["serial"], "SN-0001");
+
+    // Without an authorizer context (e.g. a misconfigured route) nothing is served.
+    let mut anonymous = event("list-devices.json");
+    anonymous.extensions_mut().clear();
+    let response = hearth_api::lambda::serve(world.ports(), anonymous).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+}
