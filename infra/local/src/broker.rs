@@ -28,7 +28,7 @@ use mqtt5::types::ReasonCode;
 use serde_json::json;
 use tracing::{error, warn};
 
-use crate::shadow_service::{ShadowService, request_topic};
+use crate::shadow_service::{Operation, Reply, ShadowService, request_topic};
 
 /// Where published messages enter the platform: the topic rules and their queues.
 #[async_trait]
@@ -127,6 +127,31 @@ impl Hooks {
             let packet = PublishPacket::new(topic, Bytes::from(payload), QoS::AtLeastOnce);
             router.route_message(&packet, None).await;
         }
+    }
+
+    /// A shadow request from the platform side (what the IoT Data Plane's HTTP API does for the
+    /// owner API): handled by the shadow service like a device's request, and the same messages
+    /// are published (`accepted`, `documents`, `delta`, `delete/accepted`, through the rules) —
+    /// except a get's reply, which only goes back to the caller. `None` once detached.
+    pub async fn shadow_request(
+        &self,
+        thing: &str,
+        op: Operation,
+        payload: &[u8],
+    ) -> Option<Vec<Reply>> {
+        let platform = self.platform()?;
+        let now = now_ms();
+        let replies = platform
+            .shadows
+            .handle(thing, op, payload, now / 1000)
+            .await;
+        if op != Operation::Get {
+            for reply in &replies {
+                self.publish_internal(&reply.topic, reply.payload.clone(), now)
+                    .await;
+            }
+        }
+        Some(replies)
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {

@@ -155,6 +155,21 @@ impl Storage {
         Box::new(move || db.next_sequence().ok())
     }
 
+    /// The registry (and enrollment) adapter.
+    pub fn registry(&self) -> hearth_embedded::EmbeddedRegistry {
+        self.db.registry()
+    }
+
+    /// The state projection adapter (the same cache as the state processor's).
+    pub fn state_store(&self) -> hearth_embedded::EmbeddedStateStore {
+        self.db.state_store()
+    }
+
+    /// JSON records of a local emulation.
+    pub fn documents(&self, namespace: &str) -> hearth_embedded::Documents {
+        self.db.documents(namespace)
+    }
+
     /// The shadow storage.
     pub fn shadows(&self) -> Arc<dyn ShadowStorage> {
         Arc::new(Shadows(self.db.shadows()))

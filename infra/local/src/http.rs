@@ -1,6 +1,6 @@
-//! The local stack's HTTP listener: a health endpoint and read-only views of the local state
-//! (for the simulator's loss check and for developers). The owner REST API will be served here
-//! too.
+//! The local stack's HTTP listener: a health endpoint, read-only views of the local state (for
+//! the simulator's loss check and for developers), and the owner REST API with its development
+//! tokens ([`crate::api`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,13 +39,14 @@ pub fn router(inspect: Arc<dyn Inspect>) -> Router {
         .with_state(inspect)
 }
 
-/// Serves `router` on `listener` until `shutdown` turns true.
+/// Serves the views and the API on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     inspect: Arc<dyn Inspect>,
+    api: Arc<crate::api::LocalApi>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(inspect))
+    axum::serve(listener, router(inspect).merge(crate::api::router(api)))
         .with_graceful_shutdown(async move {
             while !*shutdown.borrow() {
                 if shutdown.changed().await.is_err() {

@@ -9,13 +9,16 @@
 //!   the same handler the Lambda runs, with partial batch responses.
 //! - [`glue`]: wiring of the template's routing (`hearth-iot-rules`) and the embedded storage
 //!   (`hearth-embedded`) to the above.
-//! - [`stack`]: starting and stopping all of it; [`http`]: health and local views.
+//! - [`stack`]: starting and stopping all of it; [`http`]: health and local views; [`api`]:
+//!   the owner REST API (the Lambda's handler) with [`tokens`] (development tokens) and the
+//!   local IoT registry ([`provisioner`]).
 //! - [`simulator`] and [`bench`]: the device simulator / load generator and the throughput
 //!   benchmark; [`wire`]: the minimal MQTT client codec the simulated devices speak.
 //!
 //! The same handler code runs here as in Lambda; nothing here is a second implementation of
 //! platform logic.
 
+pub mod api;
 pub mod bench;
 pub mod broker;
 pub mod glue;
@@ -26,4 +29,5 @@ pub mod provisioner;
 pub mod shadow_service;
 pub mod simulator;
 pub mod stack;
+pub mod tokens;
 pub mod wire;

@@ -3,6 +3,7 @@
 //! - `up`: start the whole platform on this machine and print where everything listens.
 //! - `simulate`: connect simulated devices to a running stack and load it.
 //! - `bench`: measure raw broker passthrough and the full pipeline in one run.
+//! - `token`: print a development token for the owner API (works while the stack runs).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +60,24 @@ enum Command {
         stack: StackArgs,
         #[command(flatten)]
         load: LoadArgs,
+    },
+    /// Print a development token for the owner API (signed with the data directory's key; the
+    /// stack may be running).
+    Token {
+        /// The user (the token's `sub`).
+        user: String,
+        /// A group to be in (repeat for several), e.g. `--group makers`.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A verified e-mail address to carry.
+        #[arg(long)]
+        email: Option<String>,
+        /// Validity in seconds (at most a week).
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Data directory of the stack the token is for.
+        #[arg(long, env = "HEARTH_DATA_DIR", default_value = ".hearth")]
+        data_dir: PathBuf,
     },
 }
 
@@ -156,6 +175,18 @@ async fn main() -> anyhow::Result<()> {
             if !report.lost.is_empty() {
                 anyhow::bail!("{} device(s) lost their last message", report.lost.len());
             }
+        }
+        Command::Token {
+            user,
+            groups,
+            email,
+            ttl,
+            data_dir,
+        } => {
+            let tokens = hearth_local::tokens::DevTokens::open(&data_dir)?;
+            let (token, _) =
+                tokens.issue(&user, &groups, email.as_deref(), Duration::from_secs(ttl))?;
+            println!("{token}");
         }
         Command::Bench { stack, load } => {
             let result = bench::run(

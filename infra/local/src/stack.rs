@@ -12,11 +12,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
+use crate::api::{LocalApi, LocalShadows};
 use crate::broker::Hooks;
 use crate::glue::{self, Storage};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, EventSource};
+use crate::provisioner::{LocalCa, LocalProvisioner};
 use crate::shadow_service::ShadowService;
+use crate::tokens::DevTokens;
 
 /// Largest MQTT packet the local broker accepts.
 const MAX_PACKET_BYTES: usize = 128 * 1024 + 4 * 1024;
@@ -151,13 +154,24 @@ impl Stack {
             }
         });
 
-        // HTTP.
+        // HTTP: local views, the owner API (the Lambda's handler) and development tokens.
         let listener = TcpListener::bind(config.http).await?;
         let http = listener.local_addr()?;
         let inspect = Arc::new(glue::Inspector::new(&storage, &queues, metrics.clone()));
+        let api = Arc::new(LocalApi {
+            registry: storage.registry(),
+            state: storage.state_store(),
+            shadows: LocalShadows::new(hooks.clone()),
+            provisioner: LocalProvisioner::new(
+                storage.documents("iot"),
+                LocalCa::open(&config.data_dir)?,
+                mqtt.to_string(),
+            ),
+            tokens: DevTokens::open(&config.data_dir)?,
+        });
         let http_shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
-            if let Err(e) = crate::http::serve(listener, inspect, http_shutdown).await {
+            if let Err(e) = crate::http::serve(listener, inspect, api, http_shutdown).await {
                 error!(error = %e, "HTTP listener stopped");
             }
         });
@@ -200,13 +214,16 @@ impl Stack {
         format!(
             "Hearth local stack is up\n\
              \n  MQTT      mqtt://{mqtt}  (MQTT 3.1.1 and 5, QoS 0/1, retained; any client id for now)\
-             \n  HTTP      http://{http}  (GET /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
+             \n  HTTP      http://{http}  (owner API /v1/... ; POST /dev/tokens ; GET /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
              \n  data      {data}\
              \n  template  {template}: {rules} topic rules, functions: {functions}\
              \n\nConnect a device (client id = thing name), e.g. with mosquitto:\
              \n  mosquitto_pub -h {host} -p {port} -i lamp-1 -q 1 -t '$aws/things/lamp-1/shadow/update' -m '{{\"state\":{{\"reported\":{{\"power\":\"on\"}}}}}}'\
              \n  mosquitto_pub -h {host} -p {port} -i lamp-1 -q 1 -t 'dt/lamp-x/lamp-1/telemetry' -m '{{\"seq\":1}}'\
              \n  curl http://{http}/local/devices/lamp-1/state\
+             \n\nCall the owner API with a development token (POST /dev/tokens {{\"user\":\"alice\"}} also gives one):\
+             \n  TOKEN=$(cargo run -q --profile local -p hearth-local -- token alice --data-dir {data})\
+             \n  curl -H \"Authorization: Bearer $TOKEN\" http://{http}/v1/devices\
              \nLoad it:  cargo run --release -p hearth-local -- simulate --devices 1000 --rate 10000\
              \nCtrl-C stops the stack; the data directory keeps shadows, state and queued messages.",
             mqtt = self.mqtt,

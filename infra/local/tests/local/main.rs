@@ -1,5 +1,6 @@
 //! End-to-end tests of the local stack with a real MQTT client (`rumqttc`) over TCP.
 
+mod api;
 mod device;
 mod pipeline;
 mod restart;

@@ -150,3 +150,50 @@ pub fn tempdir() -> tempfile::TempDir {
         Err(e) => panic!("tempdir: {e}"),
     }
 }
+
+/// A minimal HTTP/1.1 request to the stack: the status and the JSON body (`Null` if none).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = match tokio::net::TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(e) => panic!("connect {addr}: {e}"),
+    };
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
+        panic!("write: {e}");
+    }
+    let mut response = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut response).await {
+        panic!("read: {e}");
+    }
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A development token from the running stack.
+pub async fn token(addr: SocketAddr, user: &str, groups: &[&str]) -> String {
+    let request = serde_json::json!({"user": user, "groups": groups});
+    let (status, body) = http(addr, "POST", "/dev/tokens", None, Some(&request)).await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap_or_default().to_owned()
+}

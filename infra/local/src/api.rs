@@ -1,0 +1,233 @@
+//! The owner REST API on the local stack: the same handler as the Lambda (`hearth-api`), with
+//! the embedded adapters, the local shadow service as the IoT Data Plane, the local IoT
+//! registry, and development tokens in place of Cognito.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use bytes::Bytes;
+use hearth_api::{Caller, Kind, Ports, Problem};
+use hearth_domain::device::DeviceId;
+use hearth_domain::shadow::Object;
+use hearth_embedded::{EmbeddedRegistry, EmbeddedStateStore};
+use hearth_ports::{IotError, ShadowGateway};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::broker::Hooks;
+use crate::provisioner::LocalProvisioner;
+use crate::shadow_service::{Operation, Reply};
+use crate::tokens::{DEFAULT_TTL, DevTokens};
+
+/// The IoT Data Plane's shadow calls, answered by the local shadow service; updates and
+/// deletes publish the same MQTT messages as in AWS (the device gets its delta).
+pub struct LocalShadows {
+    hooks: Arc<Hooks>,
+}
+
+impl LocalShadows {
+    /// Requests through `hooks` (the broker's platform side).
+    pub fn new(hooks: Arc<Hooks>) -> Self {
+        Self { hooks }
+    }
+
+    async fn request(
+        &self,
+        thing: &DeviceId,
+        op: Operation,
+        payload: &[u8],
+    ) -> Result<Reply, IotError> {
+        self.hooks
+            .shadow_request(thing.as_str(), op, payload)
+            .await
+            .and_then(|replies| replies.into_iter().next())
+            .ok_or_else(|| IotError::Transient("the local stack is stopping".to_owned()))
+    }
+}
+
+/// A rejected reply's `code` and `message`.
+fn rejection(reply: &Reply) -> Option<(u64, String)> {
+    if !reply.topic.ends_with("/rejected") {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(&reply.payload).unwrap_or(Value::Null);
+    Some((
+        body["code"].as_u64().unwrap_or(500),
+        body["message"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+fn rejected(code: u64, message: String) -> IotError {
+    match code {
+        404 => IotError::NotFound(message),
+        409 => IotError::Conflict,
+        400..=499 => IotError::Rejected(message),
+        _ => IotError::Transient(message),
+    }
+}
+
+#[async_trait]
+impl ShadowGateway for LocalShadows {
+    async fn update_desired(
+        &self,
+        thing: &DeviceId,
+        desired: &Object,
+        expected_version: Option<u64>,
+    ) -> Result<u64, IotError> {
+        let mut request = json!({"state": {"desired": desired}});
+        if let (Some(version), Some(object)) = (expected_version, request.as_object_mut()) {
+            object.insert("version".to_owned(), json!(version));
+        }
+        let reply = self
+            .request(thing, Operation::Update, request.to_string().as_bytes())
+            .await?;
+        if let Some((code, message)) = rejection(&reply) {
+            return Err(rejected(code, message));
+        }
+        let accepted: Value = serde_json::from_slice(&reply.payload).unwrap_or(Value::Null);
+        accepted["version"]
+            .as_u64()
+            .ok_or_else(|| IotError::Transient("no version in update/accepted".to_owned()))
+    }
+
+    async fn get_shadow(&self, thing: &DeviceId) -> Result<Option<Object>, IotError> {
+        let reply = self.request(thing, Operation::Get, b"{}").await?;
+        match rejection(&reply) {
+            Some((404, _)) => Ok(None),
+            Some((code, message)) => Err(rejected(code, message)),
+            None => match serde_json::from_slice(&reply.payload) {
+                Ok(Value::Object(document)) => Ok(Some(document)),
+                _ => Err(IotError::Transient(
+                    "get/accepted is not an object".to_owned(),
+                )),
+            },
+        }
+    }
+
+    async fn delete_shadow(&self, thing: &DeviceId) -> Result<(), IotError> {
+        let reply = self.request(thing, Operation::Delete, b"{}").await?;
+        match rejection(&reply) {
+            None | Some((404, _)) => Ok(()),
+            Some((code, message)) => Err(rejected(code, message)),
+        }
+    }
+}
+
+/// Everything the local API serves with.
+pub struct LocalApi {
+    /// Registry and enrollment.
+    pub registry: EmbeddedRegistry,
+    /// The state projection (shared with the state processor).
+    pub state: EmbeddedStateStore,
+    /// Shadows through the local shadow service.
+    pub shadows: LocalShadows,
+    /// Things and certificates.
+    pub provisioner: LocalProvisioner,
+    /// Development tokens.
+    pub tokens: DevTokens,
+}
+
+impl LocalApi {
+    fn ports(&self) -> Ports<'_> {
+        Ports {
+            registry: &self.registry,
+            state: &self.state,
+            enrollment: &self.registry,
+            shadows: &self.shadows,
+            provisioner: &self.provisioner,
+        }
+    }
+
+    /// The caller of a request: a valid development token in `Authorization: Bearer`.
+    fn caller(&self, request: &http::Request<Bytes>) -> Option<Caller> {
+        let value = request
+            .headers()
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?
+            .trim();
+        match self.tokens.verify(token) {
+            Ok(claims) => Caller::from_claims(&claims),
+            Err(e) => {
+                tracing::debug!(error = %e, "token refused");
+                None
+            }
+        }
+    }
+}
+
+/// The routes: `/v1/...` (the owner API) and `POST /dev/tokens`.
+pub fn router(api: Arc<LocalApi>) -> Router {
+    Router::new()
+        .route("/v1/{*rest}", axum::routing::any(serve))
+        .route("/dev/tokens", axum::routing::post(token))
+        .with_state(api)
+}
+
+/// Largest body read before the handler sees it (the handler's own limit is smaller and gives
+/// the 413).
+const READ_LIMIT: usize = 1024 * 1024;
+
+async fn serve(State(api): State<Arc<LocalApi>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, READ_LIMIT).await else {
+        return problem(Problem::new(
+            Kind::PayloadTooLarge,
+            format!("The body is larger than {READ_LIMIT} bytes."),
+        ));
+    };
+    let request = http::Request::from_parts(parts, body);
+    let caller = api.caller(&request);
+    let response = hearth_api::handle(api.ports(), caller.as_ref(), request).await;
+    response.map(Body::from).into_response()
+}
+
+fn problem(problem: Problem) -> Response {
+    problem.into_response().map(Body::from).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    user: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    email: Option<String>,
+    ttl_seconds: Option<u64>,
+}
+
+/// `POST /dev/tokens` `{"user": "alice", "groups": ["makers"], "email": "...", "ttl_seconds":
+/// 3600}` → `{"token": "...", "expiresAt": <seconds>}`.
+async fn token(State(api): State<Arc<LocalApi>>, body: Bytes) -> Response {
+    let request: TokenRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return problem(Problem::new(Kind::BadRequest, format!("{e}."))),
+    };
+    let ttl = request.ttl_seconds.map_or(DEFAULT_TTL, Duration::from_secs);
+    match api.tokens.issue(
+        &request.user,
+        &request.groups,
+        request.email.as_deref(),
+        ttl,
+    ) {
+        Ok((token, expires_at)) => {
+            let mut response =
+                Json(json!({"token": token, "expiresAt": expires_at})).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            *response.status_mut() = StatusCode::CREATED;
+            response
+        }
+        Err(e) => problem(Problem::new(Kind::Validation, e.to_string())),
+    }
+}
