@@ -139,7 +139,10 @@ async fn target_household(
         let membership = HouseholdId::parse(named)
             .ok()
             .and_then(|id| memberships.iter().find(|m| m.household == id))
-            .ok_or_else(|| Problem::invalid("/householdId", "householdId is not one of yours."))?;
+            .ok_or_else(|| Problem {
+                field: Some("/householdId".to_owned()),
+                ..Problem::not_found()
+            })?;
         if membership.role != Role::Owner {
             return Err(Problem::new(
                 Kind::Forbidden,

@@ -185,7 +185,7 @@ async fn a_claim_with_a_csr_returns_no_private_key_and_households_are_checked() 
         json!({"claimCode": registered["claimCode"], "householdId": "home-b"}),
     )
     .await;
-    reply.problem(422, "validation");
+    reply.problem(404, "not-found");
     assert_eq!(reply.body["field"], "/householdId");
     claim(
         &world,
