@@ -270,7 +270,7 @@ pub async fn rename(
     id: &str,
     request: &Request<Bytes>,
 ) -> Result<Response<Bytes>, Problem> {
-    let (mut device, role) = visible(ports, caller, id).await?;
+    let (device, role) = visible(ports, caller, id).await?;
     if role != Role::Owner {
         return Err(Problem::new(
             Kind::Forbidden,
@@ -279,9 +279,15 @@ pub async fn rename(
     }
     let Rename { name } = json_body(request)?;
     validate_name(&name).map_err(|reason| Problem::invalid("/name", format!("name {reason}.")))?;
-    device.name = name;
-    ports.registry.put_device(&device).await.map_err(store)?;
-    Ok(json(StatusCode::OK, &summary(&device)))
+    // Conditional on the household: a concurrent delete is never undone by a rename.
+    let household = device.household.ok_or_else(Problem::not_found)?;
+    let renamed = ports
+        .registry
+        .rename_device(&device.id, &household, &name)
+        .await
+        .map_err(store)?
+        .ok_or_else(Problem::not_found)?;
+    Ok(json(StatusCode::OK, &summary(&renamed)))
 }
 
 #[derive(Deserialize)]

@@ -208,6 +208,33 @@ impl EmbeddedRegistry {
         batch.commit().map_err(EmbeddedError::storage)
     }
 
+    fn rename_device_now(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+        name: &str,
+    ) -> Result<Option<Device>, EmbeddedError> {
+        let registry = &self.shared.registry;
+        let record = key(&["d", id.as_str()]);
+        let _guard = self.shared.stripe(&record);
+        let Some(mut device) = get::<Device>(registry, "device", &record)?
+            .filter(|d| d.household.as_ref() == Some(household))
+        else {
+            return Ok(None);
+        };
+        device.name = name.to_owned();
+        let value = encode("device", &device)?;
+        let mut batch = self.shared.batch();
+        batch.insert(
+            registry,
+            key(&["hd", household.as_str(), id.as_str()]),
+            value.clone(),
+        );
+        batch.insert(registry, record, value);
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(Some(device))
+    }
+
     fn household_devices_now(
         &self,
         household: &HouseholdId,
@@ -379,6 +406,15 @@ impl Enrollment for EmbeddedRegistry {
 impl DeviceRegistry for EmbeddedRegistry {
     async fn put_device(&self, device: &Device) -> Result<(), StoreError> {
         Ok(self.put_device_now(device)?)
+    }
+
+    async fn rename_device(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+        name: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        Ok(self.rename_device_now(id, household, name)?)
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {

@@ -268,6 +268,13 @@ pub async fn registry(registry: &dyn DeviceRegistry, prefix: &str) {
     };
     let missing = id(DeviceId::parse(format!("{prefix}-dev-missing")));
     assert_eq!(ok(registry.get_device(&missing).await, "get_device"), None);
+    assert_eq!(
+        ok(
+            registry.rename_device(&missing, &home, "x").await,
+            "rename_device"
+        ),
+        None
+    );
 
     for n in 0..5 {
         ok(
@@ -322,6 +329,42 @@ pub async fn registry(registry: &dyn DeviceRegistry, prefix: &str) {
     let cabin_page = ok(registry.household_devices(&cabin, 10, None).await, "list");
     let cabin_ids: Vec<DeviceId> = cabin_page.items.into_iter().map(|d| d.id).collect();
     assert_eq!(cabin_ids, vec![device(4, None).id, device(5, None).id]);
+
+    // A rename applies only in the device's household, and shows in its listing.
+    let renamed = ok(
+        registry
+            .rename_device(&device(4, None).id, &cabin, "Reading lamp")
+            .await,
+        "rename_device",
+    );
+    assert_eq!(
+        renamed.as_ref().map(|d| d.name.as_str()),
+        Some("Reading lamp")
+    );
+    assert_eq!(
+        renamed.as_ref().and_then(|d| d.household.as_ref()),
+        Some(&cabin)
+    );
+    let stale = ok(
+        registry
+            .rename_device(&device(4, None).id, &home, "Back home?")
+            .await,
+        "rename_device",
+    );
+    assert_eq!(stale, None, "not in that household: nothing changes");
+    let stored = ok(registry.get_device(&device(4, None).id).await, "get_device");
+    assert_eq!(stored, renamed);
+    let cabin_page = ok(registry.household_devices(&cabin, 10, None).await, "list");
+    assert_eq!(
+        cabin_page.items.first().map(|d| d.name.as_str()),
+        Some("Reading lamp")
+    );
+    let home_page = ok(registry.household_devices(&home, 10, None).await, "list");
+    assert_eq!(
+        home_page.items.len(),
+        4,
+        "the stale rename did not put it back"
+    );
 
     // Households and memberships.
     let household = Household {

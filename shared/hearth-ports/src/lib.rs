@@ -65,6 +65,15 @@ pub struct Page<T> {
 pub trait DeviceRegistry: Send + Sync {
     /// Creates or replaces a device's registry record.
     async fn put_device(&self, device: &Device) -> Result<(), StoreError>;
+    /// Renames the device only while it belongs to `household` (a rename can never put a
+    /// released or moved device back). The renamed device, or `None` if there is no such device
+    /// in that household.
+    async fn rename_device(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+        name: &str,
+    ) -> Result<Option<Device>, StoreError>;
     /// A device's registry record.
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
     /// A household's devices ordered by id, `limit` at a time, after the cursor `after`.

@@ -61,6 +61,23 @@ impl DeviceRegistry for MemoryRegistry {
         Ok(())
     }
 
+    async fn rename_device(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+        name: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        let mut inner = lock(&self.inner);
+        Ok(inner
+            .devices
+            .get_mut(id)
+            .filter(|d| d.household.as_ref() == Some(household))
+            .map(|device| {
+                device.name = name.to_owned();
+                device.clone()
+            }))
+    }
+
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         Ok(lock(&self.inner).devices.get(id).cloned())
     }

@@ -419,6 +419,14 @@ impl Failing {
 
 #[async_trait]
 impl DeviceRegistry for Failing {
+    async fn rename_device(
+        &self,
+        _: &DeviceId,
+        _: &HouseholdId,
+        _: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        Err(self.error())
+    }
     async fn put_device(&self, _: &Device) -> Result<(), StoreError> {
         Err(self.error())
     }

@@ -356,6 +356,38 @@ impl DeviceRegistry for DynamoRegistry {
         self.put(device_item(device)).await
     }
 
+    async fn rename_device(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+        name: &str,
+    ) -> Result<Option<Device>, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(device_pk(id.as_str())))
+            .key(SK, s(META_SK))
+            .update_expression("SET #name = :name")
+            .condition_expression("attribute_exists(PK) AND household = :household")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", s(name))
+            .expression_attribute_values(":household", s(household.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match output {
+            Ok(output) => output.attributes().map(decode_device).transpose(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(&e, PERMANENT)),
+        }
+    }
+
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         self.read_device(id).await
     }
