@@ -73,6 +73,18 @@ pub(crate) async fn visible(
     Ok((device, role))
 }
 
+/// A 403 unless `role` is owner: `action` says what only owners may do ("rename a device").
+pub(crate) fn owners_only(role: Role, action: &str) -> Result<(), Problem> {
+    if role == Role::Owner {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            Kind::Forbidden,
+            format!("Only an owner of the household can {action}."),
+        ))
+    }
+}
+
 pub(crate) fn summary(device: &Device) -> Value {
     json!({
         "id": device.id.as_str(),
@@ -271,12 +283,7 @@ pub async fn rename(
     request: &Request<Bytes>,
 ) -> Result<Response<Bytes>, Problem> {
     let (device, role) = visible(ports, caller, id).await?;
-    if role != Role::Owner {
-        return Err(Problem::new(
-            Kind::Forbidden,
-            "Only an owner of the household can rename a device.",
-        ));
-    }
+    owners_only(role, "rename a device")?;
     let Rename { name } = json_body(request)?;
     validate_name(&name).map_err(|reason| Problem::invalid("/name", format!("name {reason}.")))?;
     // Conditional on the household: a concurrent delete is never undone by a rename.

@@ -13,7 +13,7 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::devices::{iot, store, summary, visible};
+use crate::devices::{iot, owners_only, store, summary, visible};
 use crate::request::{json, json_body, optional_json_body};
 use crate::{Caller, Kind, Ports, Problem};
 
@@ -143,12 +143,7 @@ async fn target_household(
                 field: Some("/householdId".to_owned()),
                 ..Problem::not_found()
             })?;
-        if membership.role != Role::Owner {
-            return Err(Problem::new(
-                Kind::Forbidden,
-                "Only an owner of the household can add devices to it.",
-            ));
-        }
+        owners_only(membership.role, "add devices to it")?;
         return Ok(membership.household.clone());
     }
     let mut owned: Vec<&Membership> = memberships
@@ -309,12 +304,7 @@ pub async fn reissue(
     request: &Request<Bytes>,
 ) -> Result<Response<Bytes>, Problem> {
     let (device, role) = visible(ports, caller, id).await?;
-    if role != Role::Owner {
-        return Err(Problem::new(
-            Kind::Forbidden,
-            "Only an owner of the household can issue device credentials.",
-        ));
-    }
+    owners_only(role, "issue device credentials")?;
     let body: Reissue = optional_json_body(request)?.unwrap_or_default();
     check_csr(body.csr.as_deref())?;
     let previous = match ports.provisioner.certificates(&device.id).await {
@@ -350,12 +340,7 @@ pub async fn delete(
     id: &str,
 ) -> Result<Response<Bytes>, Problem> {
     let (device, role) = visible(ports, caller, id).await?;
-    if role != Role::Owner {
-        return Err(Problem::new(
-            Kind::Forbidden,
-            "Only an owner of the household can delete a device.",
-        ));
-    }
+    owners_only(role, "delete a device")?;
     // IoT first: if releasing failed after, a retry finds nothing left to delete; the other
     // order could leave a released device with a working certificate.
     for step in [
