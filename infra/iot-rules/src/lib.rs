@@ -1,4 +1,4 @@
-//! The local stack's rules engine: the topic rules, SQS queues and queue consumers of
+//! The local stack's rules engine: the topic rules, SQS queues, queue consumers and IoT policies of
 //! `template.yaml`, read from the template itself so that local routing cannot drift from the
 //! deployed stack, and the AWS IoT SQL subset the rules use, evaluated per message.
 //!
@@ -6,6 +6,9 @@
 //!   [`template::Routing`] (rules, queues, consumers), resolving parameters, conditions and
 //!   intrinsic functions as a local stack without AWS sees them; [`template::Routing::route`]
 //!   routes one message to the queues.
+//! - [`policy`]: the template's `AWS::IoT::Policy` documents evaluated as IoT Core does for MQTT
+//!   (connect, publish, subscribe, receive, with policy variables), so that the local broker
+//!   enforces the same device policy as AWS.
 //! - [`sql`]: [`sql::Sql`], the SQL subset (`SELECT`, `FROM` with `+` and `#`, `WHERE`,
 //!   `topic()`, `topic(n)`, `timestamp()`, `clientid()`), compiled once and evaluated per message.
 //!
@@ -14,5 +17,6 @@
 //! payload is parsed at most once per message (only its top level: `SELECT *` copies each field's
 //! JSON text unchanged), and a message no rule matches is never parsed.
 
+pub mod policy;
 pub mod sql;
 pub mod template;

@@ -108,6 +108,8 @@ pub struct Routing {
     by_name: HashMap<String, usize>,
     /// Indexes of the enabled rules.
     enabled: Vec<usize>,
+    /// The `AWS::IoT::Policy` documents, by `PolicyName`.
+    policies: BTreeMap<String, crate::policy::Policy>,
 }
 
 /// An `AWS::IoT::TopicRule`.
@@ -209,6 +211,23 @@ impl Routing {
     #[must_use]
     pub fn queues(&self) -> &BTreeMap<String, QueueSpec> {
         &self.queues
+    }
+
+    /// The IoT policies, by `PolicyName`.
+    #[must_use]
+    pub fn policies(&self) -> &BTreeMap<String, crate::policy::Policy> {
+        &self.policies
+    }
+
+    /// The `AWS::IoT::Policy` named `name` (its `PolicyName`, else its logical id).
+    pub fn policy(&self, name: &str) -> Option<&crate::policy::Policy> {
+        self.policies.get(name)
+    }
+
+    /// `arn:<partition>:iot:<region>:<account>` as the template's ARNs resolve locally: the
+    /// prefix of the resources the policies name.
+    pub fn arn_prefix(&self) -> String {
+        resolve::iot_arn_prefix()
     }
 
     /// The SQS consumers, in template order.

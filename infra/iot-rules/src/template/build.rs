@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::resolve::{Ctx, QUEUE, TOPIC_RULE, Val};
+use super::resolve::{Ctx, IOT_POLICY, QUEUE, TOPIC_RULE, Val};
 use super::yaml::Node;
 use super::{Consumer, QueueSpec, Redrive, Routing, SqsAction, TemplateError, TopicRule};
 use crate::sql::Sql;
@@ -61,11 +61,18 @@ pub(super) fn build(
     let globals = root.get("Globals").and_then(|g| g.get("Function"));
     let mut rules = Vec::new();
     let mut consumers = Vec::new();
+    let mut policies = BTreeMap::new();
     for (id, resource) in &ctx.resources {
         if !resource.created {
             continue;
         }
         match resource.ty {
+            IOT_POLICY => {
+                let (name, policy) = iot_policy(&ctx, id, resource.node).map_err(|m| at(id, m))?;
+                if policies.insert(name.clone(), policy).is_some() {
+                    return Err(at(id, format!("PolicyName {name} is used twice")));
+                }
+            }
             TOPIC_RULE => rules.push(rule(&ctx, &queues, id, resource.node)?),
             FUNCTION => consumers.extend(
                 function(&ctx, &queues, globals, id, resource.node).map_err(|m| at(id, m))?,
@@ -93,7 +100,32 @@ pub(super) fn build(
         consumers,
         by_name,
         enabled,
+        policies,
     })
+}
+
+/// An `AWS::IoT::Policy`: its name and its document, evaluated by [`crate::policy`].
+fn iot_policy(
+    ctx: &Ctx<'_>,
+    id: &str,
+    node: &Node,
+) -> Result<(String, crate::policy::Policy), String> {
+    let properties = node.get("Properties");
+    let name = match property(ctx, properties, "PolicyName")? {
+        Some(name) => ctx.text(&name)?,
+        None => id.to_owned(),
+    };
+    let document = property(ctx, properties, "PolicyDocument")?
+        .ok_or_else(|| "PolicyDocument is missing".to_owned())?;
+    let document = match document {
+        // CloudFormation also takes the document as a JSON string.
+        Val::Str(text) => {
+            serde_json::from_str(&text).map_err(|e| format!("PolicyDocument is not JSON: {e}"))?
+        }
+        other => ctx.json(&other)?,
+    };
+    let policy = crate::policy::Policy::from_json(&document).map_err(|e| e.to_string())?;
+    Ok((name, policy))
 }
 
 fn at(resource: &str, message: String) -> TemplateError {

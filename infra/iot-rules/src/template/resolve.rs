@@ -16,6 +16,12 @@ pub(crate) const STACK_NAME: &str = "hearth-local";
 pub(crate) const QUEUE: &str = "AWS::SQS::Queue";
 pub(crate) const TABLE: &str = "AWS::DynamoDB::Table";
 pub(crate) const TOPIC_RULE: &str = "AWS::IoT::TopicRule";
+pub(crate) const IOT_POLICY: &str = "AWS::IoT::Policy";
+
+/// `arn:aws:iot:local:000000000000`: the prefix of IoT resource ARNs as they resolve locally.
+pub(crate) fn iot_arn_prefix() -> String {
+    format!("arn:{PARTITION}:iot:{REGION}:{ACCOUNT_ID}")
+}
 
 /// How deep `!Ref <TopicRule>` may chase rule names through other rules.
 const MAX_DEPTH: u32 = 16;
@@ -454,6 +460,33 @@ impl<'t> Ctx<'t> {
             )),
             None => Err(format!("{id} is neither a parameter nor a resource")),
         }
+    }
+
+    /// A resolved value as JSON (a policy document): references become their local names.
+    pub(crate) fn json(&self, value: &Val) -> Result<serde_json::Value, String> {
+        use serde_json::Value as J;
+        Ok(match value {
+            Val::Null | Val::NoValue => J::Null,
+            Val::Bool(b) => J::Bool(*b),
+            Val::Int(i) => J::from(*i),
+            Val::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Val::Str(s) => J::String(s.clone()),
+            Val::List(items) => J::Array(
+                items
+                    .iter()
+                    .filter(|v| !matches!(v, Val::NoValue))
+                    .map(|v| self.json(v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Val::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .filter(|(_, v)| !matches!(v, Val::NoValue))
+                    .map(|(k, v)| Ok((k.clone(), self.json(v)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            reference @ (Val::Ref(_) | Val::GetAtt(..)) => J::String(self.text(reference)?),
+        })
     }
 
     /// A value where a string is expected: resources become their local names.
