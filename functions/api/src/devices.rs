@@ -28,10 +28,6 @@ pub(crate) fn store(e: StoreError) -> Problem {
 pub(crate) fn iot(e: IotError) -> Problem {
     match e {
         IotError::NotFound(_) => Problem::not_found(),
-        IotError::Conflict => Problem::new(
-            Kind::VersionConflict,
-            "The device's shadow is no longer at expectedVersion; read the device and retry.",
-        ),
         IotError::Transient(_) => Problem::unavailable(&e),
         other => Problem::internal(&other),
     }
@@ -347,6 +343,10 @@ pub async fn command(
         .update_desired(&device.id, &desired, expected_version)
         .await
         .map_err(|e| match e {
+            IotError::Conflict => Problem::new(
+                Kind::VersionConflict,
+                "The device's shadow is no longer at expectedVersion; read the device and retry.",
+            ),
             IotError::Rejected(detail) => {
                 tracing::warn!(detail, "the shadow service refused a desired document");
                 Problem::invalid(

@@ -41,19 +41,26 @@ pub fn json_body<T: DeserializeOwned>(request: &Request<Bytes>) -> Result<T, Pro
             ),
         ));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        Problem::new(
-            Kind::BadRequest,
-            format!("The body is not valid JSON: {e}."),
-        )
-    })?;
-    if !value.is_object() {
-        return Err(Problem::new(
-            Kind::Validation,
-            "The body must be a JSON object.",
-        ));
+    // Parsed straight into the route's type (duplicate members stay an error); a body that is
+    // JSON but not an object is a 422, not a 400.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(match serde_json::from_slice::<Value>(body) {
+            Ok(_) => Problem::new(Kind::Validation, "The body must be a JSON object."),
+            Err(e) => not_json(&e),
+        });
     }
-    serde_json::from_value(value).map_err(|e| Problem::new(Kind::Validation, e.to_string()))
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Problem::new(Kind::Validation, e.to_string()),
+        _ => not_json(&e),
+    })
+}
+
+fn not_json(e: &serde_json::Error) -> Problem {
+    Problem::new(
+        Kind::BadRequest,
+        format!("The body is not valid JSON: {e}."),
+    )
 }
 
 /// Like [`json_body`] for a route whose body is optional: `None` when it is empty.

@@ -87,11 +87,12 @@ impl LocalCa {
         csr: Option<&str>,
     ) -> Result<(Vec<u8>, String, Option<String>), IotError> {
         let rejected = |e: rcgen::Error| IotError::Rejected(format!("certificate request: {e}"));
-        let device_params = |mut params: CertificateParams| {
-            if params.distinguished_name.iter().next().is_none() {
-                params
-                    .distinguished_name
-                    .push(DnType::CommonName, thing.as_str());
+        let device_params = |mut params: CertificateParams, keep_subject: bool| {
+            // A CSR's subject is kept (as AWS IoT does); otherwise the subject is the thing.
+            if !keep_subject || params.distinguished_name.iter().next().is_none() {
+                let mut name = DistinguishedName::new();
+                name.push(DnType::CommonName, thing.as_str());
+                params.distinguished_name = name;
             }
             params.is_ca = IsCa::ExplicitNoCa;
             params.not_before = date_time_ymd(2026, 1, 1);
@@ -102,7 +103,7 @@ impl LocalCa {
         let (cert, key) = match csr {
             Some(csr) => {
                 let request = CertificateSigningRequestParams::from_pem(csr).map_err(rejected)?;
-                let params = device_params(request.params);
+                let params = device_params(request.params, true);
                 let cert = params
                     .signed_by(&request.public_key, &self.issuer)
                     .map_err(rejected)?;
@@ -110,7 +111,7 @@ impl LocalCa {
             }
             None => {
                 let key = KeyPair::generate().map_err(|e| IotError::Transient(e.to_string()))?;
-                let params = device_params(CertificateParams::default());
+                let params = device_params(CertificateParams::default(), false);
                 let cert = params
                     .signed_by(&key, &self.issuer)
                     .map_err(|e| IotError::Transient(e.to_string()))?;
@@ -328,5 +329,36 @@ mod tests {
         };
         assert_eq!(again.pem(), ca_pem);
         assert!(ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        // Without a CSR the certificate names the thing; with one, the CSR's subject is kept.
+        let thing = match DeviceId::parse("loc-cn") {
+            Ok(thing) => thing,
+            Err(e) => panic!("{e}"),
+        };
+        let product = match ProductId::parse("lamp-x") {
+            Ok(product) => product,
+            Err(e) => panic!("{e}"),
+        };
+        let subject = |pem: &str| {
+            let (_, pem) = match x509_parser::pem::parse_x509_pem(pem.as_bytes()) {
+                Ok(parsed) => parsed,
+                Err(e) => panic!("{e}"),
+            };
+            match pem.parse_x509() {
+                Ok(cert) => Some(cert.subject().to_string()),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        if let Err(e) = provisioner.create_thing(&thing, &product).await {
+            panic!("{e}");
+        }
+        for (csr, expected) in [(None, "loc-cn"), (Some(csr.as_str()), "device")] {
+            match provisioner.issue_certificate(&thing, csr).await {
+                Ok(issued) => {
+                    let cn = subject(&issued.certificate_pem).unwrap_or_default();
+                    assert!(cn.contains(expected), "{cn}");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 }

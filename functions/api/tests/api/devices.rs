@@ -381,6 +381,7 @@ async fn owners_rename_and_members_get_403() {
         (r#"{}"#, 422),
         ("name=x", 400),
         (r#"["Porch light"]"#, 422),
+        (r#"{"name":"a","name":"b"}"#, 422),
     ] {
         let reply = call(
             &world,
