@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Hearth's test command: `bash tests/run.sh` (CI runs exactly this through .ci/run).
 #
-# Steps: Python tools (.venv) -> cargo fmt/clippy -> moto server -> cargo test -> cfn-lint on
-# template.yaml -> cargo audit against the offline advisory snapshot (../shared/advisory-db).
+# Steps: Python tools (.venv) -> cargo fmt/clippy -> moto server -> cargo test -> schemathesis
+# (openapi.yaml against the local stack) -> cfn-lint on template.yaml -> cargo audit against the
+# offline advisory snapshot (../shared/advisory-db).
 # Needs: a Rust toolchain with rustfmt and clippy, Python 3 (>= 3.9), a C compiler. No Docker,
 # no AWS account: AWS APIs are emulated by moto server on a free loopback port.
 #
@@ -29,6 +30,8 @@ STEP_T0=""
 RUN_T0="$EPOCHREALTIME"
 MOTO_PID=""
 MOTO_LOG=""
+STACK_PID=""
+STACK_DIR=""
 
 elapsed() { # elapsed START -> seconds with one decimal
     awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
@@ -54,10 +57,53 @@ stop_moto() {
     fi
 }
 
+stop_stack() {
+    if [[ -n "$STACK_PID" ]]; then
+        kill -INT "$STACK_PID" 2>/dev/null || true
+        wait "$STACK_PID" 2>/dev/null || true
+        STACK_PID=""
+    fi
+}
+
+free_port() {
+    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_http() { # wait_for_http URL PID WHAT SECONDS: until URL answers, PID dies, or time is up
+    "$VENV/bin/python" - "$@" <<'PY'
+import os, sys, time, urllib.request
+
+url, pid, what, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+deadline = time.monotonic() + seconds
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            break
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(f"{what} exited before it answered")
+    if time.monotonic() > deadline:
+        sys.exit(f"{what} did not answer within {seconds:.0f} s")
+    time.sleep(0.1)
+PY
+}
+
 on_exit() {
     local status=$?
     local moto_was_running="$MOTO_PID"
     stop_moto
+    stop_stack
+    if [[ -n "$STACK_DIR" ]]; then
+        if [[ $status -ne 0 && -s "$STACK_DIR/stack.log" ]]; then
+            printf '\n--- last lines of the local stack log (kept in %s) ---\n' "$STACK_DIR"
+            tail -n 20 "$STACK_DIR/stack.log" || true
+        else
+            rm -rf "$STACK_DIR"
+        fi
+    fi
     if [[ -n "$CURRENT_STEP" ]]; then
         STEP_NAMES+=("$CURRENT_STEP (FAILED)")
         STEP_SECS+=("$(elapsed "$STEP_T0")")
@@ -131,29 +177,11 @@ end_step
 # ---------------------------------------------------------------------------------------------
 begin_step "moto server"
 # ---------------------------------------------------------------------------------------------
-PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+PORT="$(free_port)"
 MOTO_LOG="$(mktemp "${TMPDIR:-/tmp}/hearth-moto.XXXXXX")"
 "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
 MOTO_PID=$!
-"$VENV/bin/python" - "$PORT" "$MOTO_PID" <<'PY'
-import os, sys, time, urllib.request
-
-port, pid = sys.argv[1], int(sys.argv[2])
-deadline = time.monotonic() + 30
-while True:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2):
-            break
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit("moto server exited before it answered")
-    if time.monotonic() > deadline:
-        sys.exit("moto server did not answer within 30 s")
-    time.sleep(0.1)
-PY
+wait_for_http "http://127.0.0.1:$PORT/moto-api/" "$MOTO_PID" "moto server" 30
 echo "moto server on http://127.0.0.1:$PORT (pid $MOTO_PID, log $MOTO_LOG)"
 end_step
 
@@ -166,6 +194,29 @@ begin_step "cargo test (AWS APIs on moto)"
     cargo test --workspace --locked
 )
 stop_moto
+end_step
+
+# ---------------------------------------------------------------------------------------------
+begin_step "schemathesis: openapi.yaml against the local stack"
+# ---------------------------------------------------------------------------------------------
+# The owner API as the local stack serves it (the Lambda's handler), fuzzed from the document
+# with every check (schemathesis.toml): no 5xx, and no response the document does not describe.
+cargo build -p hearth-local --locked --quiet
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps --locked | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+HEARTH_LOCAL="$TARGET_DIR/debug/hearth-local"
+STACK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/hearth-schemathesis.XXXXXX")"
+HTTP_PORT="$(free_port)"
+MQTT_PORT="$(free_port)"
+"$HEARTH_LOCAL" up --data-dir "$STACK_DIR/data" --template template.yaml \
+    --mqtt "127.0.0.1:$MQTT_PORT" --http "127.0.0.1:$HTTP_PORT" >"$STACK_DIR/stack.log" 2>&1 &
+STACK_PID=$!
+wait_for_http "http://127.0.0.1:$HTTP_PORT/health" "$STACK_PID" "the local stack" 60
+export HEARTH_API_URL="http://127.0.0.1:$HTTP_PORT"
+HEARTH_API_TOKEN="$("$HEARTH_LOCAL" token fuzzer --group makers --data-dir "$STACK_DIR/data")"
+export HEARTH_API_TOKEN
+"$VENV/bin/schemathesis" --no-color run openapi.yaml
+unset HEARTH_API_TOKEN
+stop_stack
 end_step
 
 # ---------------------------------------------------------------------------------------------

@@ -114,7 +114,12 @@ fn decode_cursor(cursor: &str) -> Option<(HouseholdId, Option<String>)> {
     let raw = String::from_utf8(bytes?).ok()?;
     let (household, after) = raw.split_once('\n')?;
     let household = HouseholdId::parse(household).ok()?;
-    Some((household, (!after.is_empty()).then(|| after.to_owned())))
+    // The registry's cursor is a device id: anything else was not issued here.
+    let after = match after {
+        "" => None,
+        after => Some(DeviceId::parse(after).ok()?.as_str().to_owned()),
+    };
+    Some((household, after))
 }
 
 /// `GET /v1/devices?limit=&cursor=`: the devices of every household of the caller, by household

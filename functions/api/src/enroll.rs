@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use hearth_domain::device::{
-    Device, DeviceType, Household, HouseholdId, Membership, ProductId, Role,
+    Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role,
 };
 use hearth_domain::enrollment::{
     CLAIM_ENTROPY_BYTES, ClaimCode, THING_ENTROPY_BYTES, new_thing_name, validate_serial,
@@ -187,8 +187,30 @@ enum Step {
     Endpoint,
 }
 
-/// The thing and a fresh certificate for a claimed device.
-async fn provision(
+/// Revokes every certificate attached to the thing except `keep`, logging (not failing on) a
+/// revocation that does not go through: the caller already holds a working credential.
+async fn revoke_others(ports: Ports<'_>, thing: &DeviceId, keep: Option<&str>) {
+    let attached = match ports.provisioner.certificates(thing).await {
+        Ok(attached) => attached,
+        Err(IotError::NotFound(_)) => return,
+        Err(e) => {
+            tracing::error!(thing = %thing, error = %e, "listing certificates to revoke failed");
+            return;
+        }
+    };
+    for id in attached.iter().filter(|id| Some(id.as_str()) != keep) {
+        match ports.provisioner.revoke_certificate(thing, id).await {
+            Ok(()) | Err(IotError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::error!(thing = %thing, certificate = %id, error = %e, "revoking a previous certificate failed");
+            }
+        }
+    }
+}
+
+/// A fresh start for a newly claimed device: its thing (created if missing), no certificate
+/// or shadow left from a previous owner, and a new certificate.
+async fn provision_claimed(
     ports: Ports<'_>,
     device: &Device,
     csr: Option<&str>,
@@ -198,6 +220,20 @@ async fn provision(
         .create_thing(&device.id, &device.product)
         .await
         .map_err(|e| (Step::Thing, e))?;
+    revoke_others(ports, &device.id, None).await;
+    match ports.shadows.delete_shadow(&device.id).await {
+        Ok(()) | Err(IotError::NotFound(_)) => {}
+        Err(e) => return Err((Step::Thing, e)),
+    }
+    issue(ports, device, csr).await
+}
+
+/// A new certificate for the device's existing thing, and the data endpoint.
+async fn issue(
+    ports: Ports<'_>,
+    device: &Device,
+    csr: Option<&str>,
+) -> Result<(IssuedCertificate, String), (Step, IotError)> {
     let certificate = ports
         .provisioner
         .issue_certificate(&device.id, csr)
@@ -225,29 +261,41 @@ fn credentials(ports: Ports<'_>, certificate: &IssuedCertificate, endpoint: &str
 }
 
 /// A refused CSR is the client's (422 on `/csr`); anything else is ours: 503 when retrying can
-/// help, else 500. `claimed` adds how to get the credentials later (the claim itself stands).
+/// help, else 500. After a claim (`claimed`), every answer says that the device is the caller's
+/// and how to get its credentials (the claim itself stands; the code is used).
 fn provisioning_failed(device: &Device, (step, e): (Step, IotError), claimed: bool) -> Problem {
+    let retry = format!(
+        "request its credentials with POST /v1/devices/{}/credentials",
+        device.id
+    );
     if let (Step::Certificate, IotError::Rejected(detail)) = (&step, &e) {
         tracing::warn!(thing = %device.id, detail, "certificate request refused");
-        return Problem::invalid("/csr", "The certificate signing request was refused.");
+        let detail = if claimed {
+            format!(
+                "The certificate signing request was refused. The device is yours: {retry} and a valid CSR."
+            )
+        } else {
+            "The certificate signing request was refused.".to_owned()
+        };
+        return Problem::invalid("/csr", detail);
     }
     let step = match step {
-        Step::Thing => "creating the thing",
+        Step::Thing => "preparing the thing",
         Step::Certificate => "issuing the certificate",
         Step::Endpoint => "reading the data endpoint",
     };
     tracing::error!(thing = %device.id, step, error = %e, "provisioning failed");
-    let retry = format!(
-        "request them with POST /v1/devices/{}/credentials.",
-        device.id
-    );
-    match e {
-        IotError::Transient(_) if claimed => Problem::new(
+    match (e, claimed) {
+        (IotError::Transient(_), true) => Problem::new(
             Kind::Unavailable,
-            format!("The device is yours, but its credentials could not be issued; {retry}"),
+            format!("The device is yours, but its credentials could not be issued; {retry}."),
         ),
-        IotError::Transient(_) => Problem::unavailable(&e),
-        other => Problem::internal(&other),
+        (e @ IotError::Transient(_), false) => Problem::unavailable(&e),
+        (_, true) => Problem::new(
+            Kind::Internal,
+            format!("The device is yours, but its credentials could not be issued; {retry} later."),
+        ),
+        (other, false) => Problem::internal(&other),
     }
 }
 
@@ -277,7 +325,7 @@ pub async fn claim(
         .claim(&code.hash(), &household, body.name.as_deref(), now_ms())
         .await
         .map_err(enroll)?;
-    let (certificate, endpoint) = provision(ports, &device, body.csr.as_deref())
+    let (certificate, endpoint) = provision_claimed(ports, &device, body.csr.as_deref())
         .await
         .map_err(|e| provisioning_failed(&device, e, true))?;
     Ok(json(
@@ -307,24 +355,31 @@ pub async fn reissue(
     owners_only(role, "issue device credentials")?;
     let body: Reissue = optional_json_body(request)?.unwrap_or_default();
     check_csr(body.csr.as_deref())?;
-    let previous = match ports.provisioner.certificates(&device.id).await {
-        Ok(previous) => previous,
-        Err(IotError::NotFound(_)) => Vec::new(),
-        Err(e) => return Err(iot(e)),
-    };
-    let (certificate, endpoint) = provision(ports, &device, body.csr.as_deref())
+    let household = device.household.clone().ok_or_else(Problem::not_found)?;
+    // The thing exists while the device is claimed; a missing one means a delete got there
+    // first, and the device is no longer the caller's.
+    let (certificate, endpoint) =
+        issue(ports, &device, body.csr.as_deref())
+            .await
+            .map_err(|e| match e {
+                (_, IotError::NotFound(_)) => Problem::not_found(),
+                e => provisioning_failed(&device, e, false),
+            })?;
+    // Still in the caller's household? A delete racing this request must not leave a working
+    // certificate behind.
+    let still = ports
+        .registry
+        .get_device(&device.id)
         .await
-        .map_err(|e| provisioning_failed(&device, e, false))?;
-    // Only once the new certificate exists: a failure here leaves the device able to connect.
-    for old in previous
-        .iter()
-        .filter(|c| **c != certificate.certificate_id)
-    {
-        match ports.provisioner.revoke_certificate(&device.id, old).await {
-            Ok(()) | Err(IotError::NotFound(_)) => {}
-            Err(e) => return Err(iot(e)),
-        }
+        .map_err(store)?
+        .is_some_and(|d| d.household.as_ref() == Some(&household));
+    if !still {
+        revoke_others(ports, &device.id, None).await;
+        return Err(Problem::not_found());
     }
+    // Every other certificate of the device stops working, including one a concurrent re-issue
+    // made (the last re-issue wins).
+    revoke_others(ports, &device.id, Some(&certificate.certificate_id)).await;
     Ok(json(
         StatusCode::CREATED,
         &credentials(ports, &certificate, &endpoint),
@@ -341,18 +396,24 @@ pub async fn delete(
 ) -> Result<Response<Bytes>, Problem> {
     let (device, role) = visible(ports, caller, id).await?;
     owners_only(role, "delete a device")?;
-    // IoT first: if releasing failed after, a retry finds nothing left to delete; the other
-    // order could leave a released device with a working certificate.
-    for step in [
-        ports.shadows.delete_shadow(&device.id).await,
-        ports.provisioner.delete_thing(&device.id).await,
-    ] {
-        match step {
-            Ok(()) | Err(IotError::NotFound(_)) => {}
-            Err(e) => return Err(iot(e)),
-        }
+    let household = device.household.clone().ok_or_else(Problem::not_found)?;
+    // The thing first (its certificates detached, deactivated and deleted: the device can no
+    // longer connect, so it cannot recreate its shadow), then the shadow, then the release. If
+    // a step fails, a retry finds the earlier ones done; the release is conditional on the
+    // household, so a late delete never releases a next owner's device.
+    match ports.provisioner.delete_thing(&device.id).await {
+        Ok(()) | Err(IotError::NotFound(_)) => {}
+        Err(e) => return Err(iot(e)),
     }
-    ports.enrollment.release(&device.id).await.map_err(enroll)?;
+    match ports.shadows.delete_shadow(&device.id).await {
+        Ok(()) | Err(IotError::NotFound(_)) => {}
+        Err(e) => return Err(iot(e)),
+    }
+    ports
+        .enrollment
+        .release(&device.id, &household)
+        .await
+        .map_err(enroll)?;
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::NO_CONTENT;
     Ok(response)

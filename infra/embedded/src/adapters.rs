@@ -357,16 +357,15 @@ impl EmbeddedRegistry {
         Ok(device)
     }
 
-    fn release_now(&self, id: &DeviceId) -> Result<Device, EnrollError> {
+    fn release_now(&self, id: &DeviceId, household: &HouseholdId) -> Result<Device, EnrollError> {
         let registry = &self.shared.registry;
         let _enroll = crate::sync::lock(&self.shared.enroll);
         let record = key(&["d", id.as_str()]);
         let _guard = self.shared.stripe(&record);
-        let mut device: Device =
-            get(registry, "device", &record)?.ok_or(EnrollError::UnknownDevice)?;
-        let Some(household) = device.household.take() else {
-            return Ok(device);
-        };
+        let mut device: Device = get(registry, "device", &record)?
+            .filter(|d: &Device| d.household.as_ref() == Some(household))
+            .ok_or(EnrollError::UnknownDevice)?;
+        device.household = None;
         device.claimed_at = None;
         device.name = device.device_type.default_name().to_owned();
         let value = encode("device", &device)?;
@@ -397,8 +396,8 @@ impl Enrollment for EmbeddedRegistry {
         self.claim_now(code_hash, household, name, now)
     }
 
-    async fn release(&self, id: &DeviceId) -> Result<Device, EnrollError> {
-        self.release_now(id)
+    async fn release(&self, id: &DeviceId, household: &HouseholdId) -> Result<Device, EnrollError> {
+        self.release_now(id, household)
     }
 }
 

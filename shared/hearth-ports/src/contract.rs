@@ -575,8 +575,17 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
         winners[0].household.clone()
     );
 
+    // Release only from the household it is in: a stale delete cannot release it.
+    assert_eq!(
+        enrollment.release(&first.id, &cabin).await.map(|d| d.id),
+        Err(EnrollError::UnknownDevice)
+    );
+    assert_eq!(
+        ok(registry.get_device(&first.id).await, "get_device").and_then(|d| d.household),
+        Some(home.clone())
+    );
     // Release: out of the household, claimable again with the same code.
-    let released = ok(enrollment.release(&first.id).await, "release");
+    let released = ok(enrollment.release(&first.id, &home).await, "release");
     assert_eq!(released.household, None);
     assert_eq!(released.claimed_at, None);
     assert_eq!(
@@ -599,9 +608,18 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
         "claim",
     );
     assert_eq!(reclaimed.household.as_ref(), Some(&cabin));
+    // The previous owner's repeated delete does nothing to the next owner's device.
+    assert_eq!(
+        enrollment.release(&first.id, &home).await.map(|d| d.id),
+        Err(EnrollError::UnknownDevice)
+    );
+    assert_eq!(
+        ok(registry.get_device(&first.id).await, "get_device").and_then(|d| d.household),
+        Some(cabin.clone())
+    );
     let missing = id(DeviceId::parse(format!("{prefix}-e-missing")));
     assert_eq!(
-        enrollment.release(&missing).await.map(|d| d.id),
+        enrollment.release(&missing, &home).await.map(|d| d.id),
         Err(EnrollError::UnknownDevice)
     );
 }

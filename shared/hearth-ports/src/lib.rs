@@ -137,11 +137,15 @@ pub trait Enrollment: Send + Sync {
         now: u64,
     ) -> Result<Device, EnrollError>;
 
-    /// Releases a device from its household (the owner deleted it): it becomes unclaimed, its
+    /// Releases a device from `household` (its owner deleted it): it becomes unclaimed, its
     /// name goes back to its type's default, and its claim code works again, for the next
-    /// owner. `UnknownDevice` if there is no such device. Releasing an unclaimed device changes
-    /// nothing.
-    async fn release(&self, device: &DeviceId) -> Result<Device, EnrollError>;
+    /// owner. Only while it is in `household` — a late or repeated delete can never release it
+    /// from a next owner — else `UnknownDevice`.
+    async fn release(
+        &self,
+        device: &DeviceId,
+        household: &HouseholdId,
+    ) -> Result<Device, EnrollError>;
 }
 
 /// A message that can never be processed, on its way to the dead-letter queue.

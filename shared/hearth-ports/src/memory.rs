@@ -184,16 +184,20 @@ impl crate::Enrollment for MemoryRegistry {
         Ok(device.clone())
     }
 
-    async fn release(&self, id: &DeviceId) -> Result<Device, crate::EnrollError> {
+    async fn release(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+    ) -> Result<Device, crate::EnrollError> {
         let mut inner = lock(&self.inner);
         let device = inner
             .devices
             .get_mut(id)
+            .filter(|d| d.household.as_ref() == Some(household))
             .ok_or(crate::EnrollError::UnknownDevice)?;
-        if device.household.take().is_some() {
-            device.claimed_at = None;
-            device.name = device.device_type.default_name().to_owned();
-        }
+        device.household = None;
+        device.claimed_at = None;
+        device.name = device.device_type.default_name().to_owned();
         Ok(device.clone())
     }
 }

@@ -86,6 +86,9 @@ impl DynamoRegistry {
                 .query()
                 .table_name(&self.table)
                 .set_index_name(index.map(str::to_owned))
+                // Read-your-writes on the table (a membership just created on a first claim);
+                // a GSI only offers eventually consistent reads.
+                .consistent_read(index.is_none())
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", pk_name)
                 .expression_attribute_names("#sk", sk_name)
@@ -592,15 +595,13 @@ impl Enrollment for DynamoRegistry {
     /// Reads the device (strongly consistent); if claimed, one transaction removes it from its
     /// household (if it is still in the household read), resets its name to its type's default
     /// and puts its claim-code item back. A device that changed in between is read again.
-    async fn release(&self, id: &DeviceId) -> Result<Device, EnrollError> {
+    async fn release(&self, id: &DeviceId, household: &HouseholdId) -> Result<Device, EnrollError> {
         for attempt in 0..MAX_ATTEMPTS {
             let device = self
                 .read_device(id)
                 .await?
+                .filter(|d| d.household.as_ref() == Some(household))
                 .ok_or(EnrollError::UnknownDevice)?;
-            let Some(household) = &device.household else {
-                return Ok(device);
-            };
             let update = Update::builder()
                 .table_name(&self.table)
                 .key(PK, s(device_pk(id.as_str())))
@@ -633,7 +634,7 @@ impl Enrollment for DynamoRegistry {
                         .await?
                         .ok_or(EnrollError::UnknownDevice);
                 }
-                // Released or re-claimed meanwhile: look again.
+                // Released or re-claimed meanwhile: look again (then it is not in `household`).
                 Transacted::ConditionFailed => {}
                 Transacted::Conflict => self.backoff(attempt).await,
             }

@@ -125,7 +125,11 @@ async fn enrollment_items_have_the_documented_layout() {
     );
     assert_eq!(text(stored.as_ref(), "name").as_deref(), Some("Porch"));
 
-    let released = registry.release(&device.id).await;
+    let home = match HouseholdId::parse("layout-home") {
+        Ok(home) => home,
+        Err(e) => panic!("{e}"),
+    };
+    let released = registry.release(&device.id, &home).await;
     assert_eq!(released.as_ref().map(|d| d.household.clone()), Ok(None));
     assert_eq!(released.as_ref().map(|d| d.name.as_str()), Ok("Light"));
     let code = item("CLAIM#hash-1").await;
@@ -141,8 +145,11 @@ async fn enrollment_items_have_the_documented_layout() {
             "{gone} removed"
         );
     }
-    // Releasing an unclaimed device changes nothing.
-    assert_eq!(registry.release(&device.id).await, released);
+    // Releasing it again (a repeated delete) is refused and changes nothing.
+    assert_eq!(
+        registry.release(&device.id, &home).await.map(|d| d.id),
+        Err(EnrollError::UnknownDevice)
+    );
     assert_eq!(item("DEVICE#layout-e-1").await, stored);
 }
 
