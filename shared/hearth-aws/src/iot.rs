@@ -35,6 +35,9 @@ where
     match code {
         Some("ResourceNotFoundException") => IotError::NotFound(detail),
         Some("ConflictException" | "VersionConflictException") => IotError::Conflict,
+        Some("UnauthorizedException" | "AccessDeniedException" | "ForbiddenException") => {
+            IotError::Denied(detail)
+        }
         Some(code) if permanent.contains(&code) => IotError::Rejected(detail),
         _ => IotError::Transient(detail),
     }
@@ -42,7 +45,6 @@ where
 
 const IOT_PERMANENT: &[&str] = &[
     "InvalidRequestException",
-    "UnauthorizedException",
     "CertificateValidationException",
     "DeleteConflictException",
     "ResourceAlreadyExistsException",
@@ -51,7 +53,6 @@ const DATA_PERMANENT: &[&str] = &[
     "InvalidRequestException",
     "RequestEntityTooLargeException",
     "UnsupportedDocumentEncodingException",
-    "UnauthorizedException",
     "MethodNotAllowedException",
 ];
 

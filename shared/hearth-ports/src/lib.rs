@@ -182,6 +182,10 @@ pub enum IotError {
     /// The request itself is invalid (bad CSR, document too large, ...): retrying cannot help.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The platform's own credentials may not do this (IAM): a configuration error for an
+    /// operator, never the caller's fault.
+    #[error("not authorized: {0}")]
+    Denied(String),
     /// Throttling, timeouts, service errors: retry later.
     #[error("transient IoT failure: {0}")]
     Transient(String),

@@ -484,3 +484,55 @@ async fn storage_failures_are_503_or_500_without_internal_detail() {
         }
     }
 }
+
+/// A shadow service that refuses the platform's own credentials (an IAM mistake).
+struct DeniedShadows;
+
+#[async_trait]
+impl hearth_ports::ShadowGateway for DeniedShadows {
+    async fn update_desired(
+        &self,
+        _: &DeviceId,
+        _: &hearth_domain::shadow::Object,
+        _: Option<u64>,
+    ) -> Result<u64, hearth_ports::IotError> {
+        Err(hearth_ports::IotError::Denied(SECRET.to_owned()))
+    }
+    async fn get_shadow(
+        &self,
+        _: &DeviceId,
+    ) -> Result<Option<hearth_domain::shadow::Object>, hearth_ports::IotError> {
+        Err(hearth_ports::IotError::Denied(SECRET.to_owned()))
+    }
+    async fn delete_shadow(&self, _: &DeviceId) -> Result<(), hearth_ports::IotError> {
+        Err(hearth_ports::IotError::Denied(SECRET.to_owned()))
+    }
+}
+
+#[tokio::test]
+async fn an_iam_mistake_is_a_500_never_the_callers_fault() {
+    let world = World::seeded().await;
+    let ports = Ports {
+        shadows: &DeniedShadows,
+        ..world.ports()
+    };
+    let command = send(
+        ports,
+        Some(&caller("alice")),
+        request(
+            Method::POST,
+            "/v1/devices/a-light/commands",
+            Some(r#"{"desired":{"power":"on"}}"#),
+        ),
+    )
+    .await;
+    command.problem(500, "internal");
+    let read = send(
+        ports,
+        Some(&caller("alice")),
+        request(Method::GET, "/v1/devices/a-light", None),
+    )
+    .await;
+    read.problem(500, "internal");
+    assert!(!command.raw.contains("arn:aws") && !read.raw.contains("arn:aws"));
+}
