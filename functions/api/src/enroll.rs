@@ -247,15 +247,29 @@ async fn issue(
     Ok((certificate, endpoint))
 }
 
-fn credentials(ports: Ports<'_>, certificate: &IssuedCertificate, endpoint: &str) -> Value {
+fn credentials(
+    ports: Ports<'_>,
+    thing: &DeviceId,
+    certificate: &IssuedCertificate,
+    endpoint: &str,
+) -> Value {
     let mut body = json!({
         "certificateId": certificate.certificate_id,
         "certificatePem": certificate.certificate_pem,
         "rootCaPem": ports.provisioner.root_ca_pem(),
         "endpoint": endpoint,
     });
-    if let (Some(key), Some(object)) = (&certificate.private_key_pem, body.as_object_mut()) {
-        object.insert("privateKeyPem".to_owned(), Value::String(key.clone()));
+    if let Some(object) = body.as_object_mut() {
+        if let Some(key) = &certificate.private_key_pem {
+            object.insert("privateKeyPem".to_owned(), Value::String(key.clone()));
+        }
+        if let Some(password) = &certificate.mqtt_password {
+            object.insert(
+                "mqttUsername".to_owned(),
+                Value::String(thing.as_str().to_owned()),
+            );
+            object.insert("mqttPassword".to_owned(), Value::String(password.clone()));
+        }
     }
     body
 }
@@ -332,7 +346,7 @@ pub async fn claim(
         StatusCode::CREATED,
         &json!({
             "device": summary(&device),
-            "credentials": credentials(ports, &certificate, &endpoint),
+            "credentials": credentials(ports, &device.id, &certificate, &endpoint),
         }),
     ))
 }
@@ -382,7 +396,7 @@ pub async fn reissue(
     revoke_others(ports, &device.id, Some(&certificate.certificate_id)).await;
     Ok(json(
         StatusCode::CREATED,
-        &credentials(ports, &certificate, &endpoint),
+        &credentials(ports, &device.id, &certificate, &endpoint),
     ))
 }
 

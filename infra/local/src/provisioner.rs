@@ -146,6 +146,21 @@ struct Thing {
 struct Certificate {
     thing: String,
     pem: String,
+    /// SHA-256 (hex) of the MQTT password issued with the certificate.
+    #[serde(default)]
+    password_sha256: Option<String>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Equality in time independent of where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The [`ThingProvisioner`] of the local stack.
@@ -186,6 +201,26 @@ impl LocalProvisioner {
         Self { docs, ca, endpoint }
     }
 
+    /// Whether `password` belongs to a certificate attached to `thing` (active: revoked and
+    /// deleted certificates are no longer attached).
+    pub fn authenticate(&self, thing: &str, password: &[u8]) -> bool {
+        let Ok(thing) = DeviceId::parse(thing) else {
+            return false;
+        };
+        let hash = sha256_hex(password);
+        match self.docs.scan::<Certificate>(&attached_prefix(&thing)) {
+            Ok(certificates) => certificates.iter().any(|(_, c)| {
+                c.password_sha256
+                    .as_deref()
+                    .is_some_and(|stored| constant_time_eq(stored.as_bytes(), hash.as_bytes()))
+            }),
+            Err(e) => {
+                tracing::error!(thing = %thing, error = %e, "reading device credentials failed");
+                false
+            }
+        }
+    }
+
     fn exists(&self, thing: &DeviceId) -> Result<bool, IotError> {
         Ok(self
             .docs
@@ -221,13 +256,14 @@ impl ThingProvisioner for LocalProvisioner {
             return Err(IotError::NotFound(format!("thing {thing}")));
         }
         let (der, pem, private_key_pem) = self.ca.issue(thing, csr_pem)?;
-        let id: String = Sha256::digest(&der)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = sha256_hex(&der);
+        let mut secret = [0u8; 24];
+        getrandom::fill(&mut secret).map_err(|e| IotError::Transient(e.to_string()))?;
+        let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
         let record = Certificate {
             thing: thing.as_str().to_owned(),
             pem: pem.clone(),
+            password_sha256: Some(sha256_hex(password.as_bytes())),
         };
         let key = format!("{}{id}", attached_prefix(thing));
         self.docs
@@ -238,6 +274,7 @@ impl ThingProvisioner for LocalProvisioner {
             certificate_id: id,
             certificate_pem: pem,
             private_key_pem,
+            mqtt_password: Some(password),
         })
     }
 
@@ -348,6 +385,42 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         };
+        if let Err(e) = provisioner.create_thing(&thing, &product).await {
+            panic!("{e}");
+        }
+        // The MQTT password works while its certificate is attached, and only for its thing.
+        let issued = match provisioner.issue_certificate(&thing, None).await {
+            Ok(issued) => issued,
+            Err(e) => panic!("{e}"),
+        };
+        let password = issued.mqtt_password.clone().unwrap_or_default();
+        assert_eq!(password.len(), 48);
+        assert!(provisioner.authenticate("loc-cn", password.as_bytes()));
+        assert!(!provisioner.authenticate("loc-cn", b"wrong"));
+        assert!(!provisioner.authenticate("loc-other", password.as_bytes()));
+        assert!(!provisioner.authenticate("not a thing", password.as_bytes()));
+        if let Err(e) = provisioner
+            .revoke_certificate(&thing, &issued.certificate_id)
+            .await
+        {
+            panic!("{e}");
+        }
+        assert!(
+            !provisioner.authenticate("loc-cn", password.as_bytes()),
+            "revoked"
+        );
+        let second = match provisioner.issue_certificate(&thing, None).await {
+            Ok(issued) => issued.mqtt_password.unwrap_or_default(),
+            Err(e) => panic!("{e}"),
+        };
+        assert!(provisioner.authenticate("loc-cn", second.as_bytes()));
+        if let Err(e) = provisioner.delete_thing(&thing).await {
+            panic!("{e}");
+        }
+        assert!(
+            !provisioner.authenticate("loc-cn", second.as_bytes()),
+            "deleted"
+        );
         if let Err(e) = provisioner.create_thing(&thing, &product).await {
             panic!("{e}");
         }

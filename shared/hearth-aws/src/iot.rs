@@ -152,6 +152,8 @@ fn issued(
         certificate_arn: arn.ok_or_else(|| missing("certificate ARN"))?.to_owned(),
         certificate_pem: pem.ok_or_else(|| missing("certificate"))?.to_owned(),
         private_key_pem,
+        // IoT Core authenticates devices by their certificate (mutual TLS) only.
+        mqtt_password: None,
     })
 }
 

@@ -203,6 +203,10 @@ pub struct IssuedCertificate {
     /// The private key, PEM, when the platform generated the key pair (no CSR). Returned once,
     /// never stored.
     pub private_key_pem: Option<String>,
+    /// A password for MQTT without TLS (username = thing name), tied to this certificate: only
+    /// where the broker takes one (the local stack); AWS IoT Core authenticates by the
+    /// certificate alone. Returned once, stored only as a hash.
+    pub mqtt_password: Option<String>,
 }
 
 /// The IoT registry side of a device's life: its thing, certificates and policy.

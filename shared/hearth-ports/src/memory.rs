@@ -306,6 +306,7 @@ impl crate::ThingProvisioner for MemoryProvisioner {
                 format!("-----BEGIN RSA PRIVATE KEY-----\n{id}\n-----END RSA PRIVATE KEY-----\n")
             }),
             certificate_id: id,
+            mqtt_password: None,
         })
     }
 

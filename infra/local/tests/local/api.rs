@@ -50,6 +50,12 @@ async fn register_claim_report_read_command_delete() {
     let ca = std::fs::read_to_string(dir.path().join("ca/ca-cert.pem")).unwrap_or_default();
     assert_eq!(credentials["rootCaPem"], ca.as_str());
     assert_eq!(credentials["endpoint"], stack.mqtt_addr().to_string());
+    assert_eq!(credentials["mqttUsername"], thing.as_str());
+    assert!(
+        credentials["mqttPassword"]
+            .as_str()
+            .is_some_and(|p| p.len() >= 32)
+    );
 
     // The device connects with its thing name and reports its state.
     let shadow = format!("$aws/things/{thing}/shadow");
