@@ -127,8 +127,8 @@ pub struct LocalApi {
     pub state: EmbeddedStateStore,
     /// Shadows through the local shadow service.
     pub shadows: LocalShadows,
-    /// Things and certificates.
-    pub provisioner: LocalProvisioner,
+    /// Things and certificates (shared with the broker, which checks device credentials).
+    pub provisioner: Arc<LocalProvisioner>,
     /// Development tokens.
     pub tokens: DevTokens,
 }
@@ -140,7 +140,7 @@ impl LocalApi {
             state: &self.state,
             enrollment: &self.registry,
             shadows: &self.shadows,
-            provisioner: &self.provisioner,
+            provisioner: &*self.provisioner,
         }
     }
 

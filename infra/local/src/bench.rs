@@ -4,8 +4,8 @@
 //!     on `bench/raw/<thing>`, a topic no rule matches) → the embedded broker → an in-process
 //!     subscriber that only counts;
 //! (b) the full pipeline: publishers (a separate `hearth-local simulate` process, QoS 1, on
-//!     `dt/<product>/<thing>/telemetry`) → broker → topic rules → durable queue →
-//!     state processor → embedded storage.
+//!     `dt/<product>/<thing>/telemetry`, its devices first provisioned through the owner API)
+//!     → broker → topic rules → durable queue → state processor → embedded storage.
 //!
 //! Rates are measured where the messages arrive: (a) from the subscriber's first to its last
 //! message, (b) from the first to the last message the state processor finished.
@@ -109,8 +109,13 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Starts a stack with `config`, runs both phases, stops the stack.
-pub async fn run(config: Config, load: Load) -> Result<Outcome, StackError> {
+/// Starts a stack with `config`, runs both phases, stops the stack. The stack lets anonymous
+/// clients in (`allow_anonymous`): the raw phase publishes on `bench/raw/...` and counts with an
+/// in-process subscriber, neither of which the device policy allows. The pipeline phase's
+/// devices are provisioned through the owner API all the same and connect with their
+/// credentials.
+pub async fn run(mut config: Config, load: Load) -> Result<Outcome, StackError> {
+    config.allow_anonymous = true;
     let stack = Stack::start(config).await?;
     let raw = raw_phase(&stack, load).await;
     let pipeline = pipeline_phase(&stack, load).await;

@@ -154,6 +154,13 @@ impl Hooks {
         Some(replies)
     }
 
+    /// Disconnects a client (a policy violation), if the broker is attached.
+    pub async fn disconnect(&self, client_id: &str) {
+        if let Some(router) = self.router() {
+            router.disconnect_client(client_id).await;
+        }
+    }
+
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -3,7 +3,7 @@
 //!
 //! - [`broker`]: IoT Core emulated on an embedded MQTT broker: every publish goes through the
 //!   topic rules into durable queues before it is acknowledged; the shadow service; presence
-//!   events.
+//!   events. [`auth`]: device credentials and the template's IoT policy, enforced on it.
 //! - [`shadow_service`]: the classic device shadow on the AWS shadow topics.
 //! - [`pipeline`]: each SQS event source of the template, polling its local queue and invoking
 //!   the same handler the Lambda runs, with partial batch responses.
@@ -19,6 +19,7 @@
 //! platform logic.
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod glue;

@@ -95,6 +95,10 @@ struct StackArgs {
     /// The SAM template whose topic rules, queues and event sources are emulated.
     #[arg(long, default_value = "template.yaml")]
     template: PathBuf,
+    /// Let any MQTT client connect and use any topic, without credentials or the device policy
+    /// (quick experiments only).
+    #[arg(long)]
+    allow_anonymous: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -108,9 +112,12 @@ struct LoadArgs {
     /// Seconds of publishing.
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Thing name prefix.
+    /// Serial number (and, with --raw, thing name) prefix.
     #[arg(long, default_value = "sim")]
     prefix: String,
+    /// The user (development token) who claims the simulated devices.
+    #[arg(long, default_value = "sim-owner")]
+    owner: String,
 }
 
 impl StackArgs {
@@ -120,6 +127,7 @@ impl StackArgs {
             mqtt: self.mqtt,
             http: self.http,
             template: self.template.clone(),
+            allow_anonymous: self.allow_anonymous,
         }
     }
 }
@@ -167,11 +175,15 @@ async fn main() -> anyhow::Result<()> {
                 rate: load.rate,
                 duration: Duration::from_secs(load.duration),
                 prefix: load.prefix,
+                owner: load.owner,
                 raw,
                 progress: true,
             })
             .await;
             println!("{}", simulator::summary(&report));
+            if let Some(error) = report.provision_error {
+                anyhow::bail!("could not provision the simulated devices: {error}");
+            }
             if !report.lost.is_empty() {
                 anyhow::bail!("{} device(s) lost their last message", report.lost.len());
             }

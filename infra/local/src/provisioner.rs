@@ -167,7 +167,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct LocalProvisioner {
     docs: Documents,
     ca: LocalCa,
-    endpoint: String,
+    /// Where devices connect, once the MQTT listener is bound.
+    endpoint: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for LocalProvisioner {
@@ -195,10 +196,19 @@ fn storage(e: EmbeddedError) -> IotError {
 }
 
 impl LocalProvisioner {
-    /// Things and certificates in `docs`, signed by `ca`; `endpoint` is what devices connect to
-    /// (the local MQTT listener, `host:port`).
-    pub fn new(docs: Documents, ca: LocalCa, endpoint: String) -> Self {
-        Self { docs, ca, endpoint }
+    /// Things and certificates in `docs`, signed by `ca`. Set the endpoint with
+    /// [`set_endpoint`](Self::set_endpoint) once the MQTT listener is bound.
+    pub fn new(docs: Documents, ca: LocalCa) -> Self {
+        Self {
+            docs,
+            ca,
+            endpoint: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where devices connect: the local MQTT listener, `host:port` (the first value sticks).
+    pub fn set_endpoint(&self, endpoint: String) {
+        let _ = self.endpoint.set(endpoint);
     }
 
     /// Whether `password` belongs to a certificate attached to `thing` (active: revoked and
@@ -319,7 +329,10 @@ impl ThingProvisioner for LocalProvisioner {
     }
 
     async fn data_endpoint(&self) -> Result<String, IotError> {
-        Ok(self.endpoint.clone())
+        self.endpoint
+            .get()
+            .cloned()
+            .ok_or_else(|| IotError::Transient("the MQTT listener is not bound yet".to_owned()))
     }
 
     fn root_ca_pem(&self) -> String {
@@ -346,8 +359,8 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let ca_pem = ca.pem().to_owned();
-        let provisioner =
-            LocalProvisioner::new(db.documents("iot"), ca, "127.0.0.1:1883".to_owned());
+        let provisioner = LocalProvisioner::new(db.documents("iot"), ca);
+        provisioner.set_endpoint("127.0.0.1:1883".to_owned());
         let key = match KeyPair::generate() {
             Ok(key) => key,
             Err(e) => panic!("{e}"),

@@ -37,8 +37,11 @@ pub struct Options {
     pub rate: u64,
     /// How long to publish.
     pub duration: Duration,
-    /// Thing names are `<prefix>-<n>`.
+    /// Serial numbers (and device names) are `<prefix>-<run>-<n>`; in raw mode thing names are
+    /// `<prefix>-<n>`.
     pub prefix: String,
+    /// The owner (development-token user) who claims the simulated devices.
+    pub owner: String,
     /// Publish on `bench/raw/<thing>` (no rule matches: raw broker throughput) instead of
     /// `dt/<product>/<thing>/telemetry`.
     pub raw: bool,
@@ -72,6 +75,11 @@ pub struct Report {
     pub latency: Option<Value>,
     /// Messages on the stack's dead-letter queues after the run (`/local/queues`).
     pub dead_letters: Option<u64>,
+    /// Devices provisioned through the owner API (maker registration and claim), and how long
+    /// that took.
+    pub provisioned: Option<(usize, Duration)>,
+    /// Why the devices could not be provisioned (nothing was published then).
+    pub provision_error: Option<String>,
 }
 
 impl Report {
@@ -112,19 +120,117 @@ fn initial_state(kind: &str) -> Value {
     }
 }
 
-/// Runs the simulation.
+/// A simulated device: its thing name, type, and MQTT password (none in raw mode).
+struct Identity {
+    thing: String,
+    kind: &'static str,
+    password: Option<String>,
+}
+
+/// Requests to the owner API at once while provisioning.
+const PROVISIONING_CONCURRENCY: usize = 16;
+
+async fn dev_token(http: SocketAddr, user: &str, groups: &[&str]) -> Result<String, String> {
+    let body = json!({"user": user, "groups": groups});
+    match post_json(http, "/dev/tokens", None, &body).await {
+        Some((201, reply)) => reply["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no token in the reply".to_owned()),
+        other => Err(format!("POST /dev/tokens: {other:?}")),
+    }
+}
+
+/// Registers (as a maker) and claims (as `options.owner`) every simulated device through the
+/// owner API, as real devices get their credentials.
+async fn provision(options: &Options, http: SocketAddr) -> Result<Vec<Identity>, String> {
+    let maker = Arc::new(dev_token(http, "sim-maker", &["makers"]).await?);
+    let owner = Arc::new(dev_token(http, &options.owner, &[]).await?);
+    // Serials must be new on every run.
+    let run = now_ms();
+    let slots = Arc::new(tokio::sync::Semaphore::new(PROVISIONING_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for n in 0..options.devices {
+        let kind = TYPES[n % TYPES.len()];
+        let serial = format!("{}-{run}-{n:05}", options.prefix);
+        let (maker, owner, slots) = (maker.clone(), owner.clone(), slots.clone());
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
+            let registration =
+                json!({"productId": format!("sim-{kind}"), "serial": serial, "deviceType": kind});
+            let registered =
+                match post_json(http, "/v1/maker/devices", Some(&maker), &registration).await {
+                    Some((201, reply)) => reply,
+                    other => return Err(format!("registering {serial}: {other:?}")),
+                };
+            let claim = json!({"claimCode": registered["claimCode"], "name": serial});
+            let claimed = match post_json(http, "/v1/claims", Some(&owner), &claim).await {
+                Some((201, reply)) => reply,
+                other => return Err(format!("claiming {serial}: {other:?}")),
+            };
+            let thing = claimed["device"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let password = claimed["credentials"]["mqttPassword"]
+                .as_str()
+                .map(str::to_owned);
+            Ok((
+                n,
+                Identity {
+                    thing,
+                    kind,
+                    password,
+                },
+            ))
+        });
+    }
+    let mut identities: Vec<Option<Identity>> = (0..options.devices).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (n, identity) = joined.map_err(|e| e.to_string())??;
+        if let Some(slot) = identities.get_mut(n) {
+            *slot = Some(identity);
+        }
+    }
+    Ok(identities.into_iter().flatten().collect())
+}
+
+/// Runs the simulation: provisions the devices through the owner API (unless raw), then
+/// publishes.
 pub async fn run(options: Options) -> Report {
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let per_device = Duration::from_secs_f64(options.devices as f64 / options.rate.max(1) as f64);
+    let mut provisioned = None;
+    let identities = match (options.raw, options.http) {
+        (false, Some(http)) => {
+            let started = Instant::now();
+            match provision(&options, http).await {
+                Ok(identities) => {
+                    provisioned = Some((identities.len(), started.elapsed()));
+                    identities
+                }
+                Err(e) => {
+                    return Report {
+                        provision_error: Some(e),
+                        ..Report::default()
+                    };
+                }
+            }
+        }
+        _ => (0..options.devices)
+            .map(|n| Identity {
+                thing: format!("{}-{n:05}", options.prefix),
+                kind: TYPES[n % TYPES.len()],
+                password: None,
+            })
+            .collect(),
+    };
     let mut devices = JoinSet::new();
     let started = Instant::now();
-    for n in 0..options.devices {
-        let thing = format!("{}-{n:05}", options.prefix);
-        let kind = TYPES[n % TYPES.len()];
+    for identity in identities {
         devices.spawn(device(
-            thing,
-            kind,
+            identity,
             options.clone(),
             per_device,
             counters.clone(),
@@ -147,6 +253,7 @@ pub async fn run(options: Options) -> Report {
     }
     progress.abort();
     let mut report = Report {
+        provisioned,
         sent: counters.sent.load(Ordering::SeqCst),
         acked: counters.acked.load(Ordering::SeqCst),
         shadow_reports: counters.shadow_reports.load(Ordering::SeqCst),
@@ -182,7 +289,17 @@ pub async fn run(options: Options) -> Report {
 
 /// A human-readable summary of a run.
 pub fn summary(report: &Report) -> String {
-    let mut out = format!(
+    if let Some(error) = &report.provision_error {
+        return format!("could not provision the simulated devices: {error}");
+    }
+    let mut out = String::new();
+    if let Some((devices, took)) = report.provisioned {
+        out.push_str(&format!(
+            "provisioned {devices} devices through the owner API (register + claim) in {:.1} s\n",
+            took.as_secs_f64()
+        ));
+    }
+    out.push_str(&format!(
         "telemetry sent {}  acknowledged (PUBACK, incl. {} shadow reports) {}  errors {}  \
          held back (device had {MAX_PENDING} unacknowledged) {}\n\
          achieved rate {:.0} msg/s over {:.1} s  deltas answered {}",
@@ -194,7 +311,7 @@ pub fn summary(report: &Report) -> String {
         report.rate(),
         report.elapsed.as_secs_f64(),
         report.deltas,
-    );
+    ));
     if let Some(latency) = &report.latency {
         out.push_str(&format!("\npublish → stored latency (ms): {latency}"));
     }
@@ -247,19 +364,23 @@ async fn progress(counters: Arc<Counters>, total: Duration, enabled: bool) {
 /// One device: connects, reports its state, publishes telemetry until `stop`, answers deltas.
 /// Returns its thing name and the last telemetry sequence number it sent.
 async fn device(
-    thing: String,
-    kind: &'static str,
+    identity: Identity,
     options: Options,
     interval: Duration,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
 ) -> (String, u64) {
+    let Identity {
+        thing,
+        kind,
+        password,
+    } = identity;
     let mut seq = 0;
     // Spread the devices' first messages over one interval.
     let offset = interval.mul_f64(fastrand_fraction(&thing));
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
-        let connection = match Connection::open(&options, &thing).await {
+        let connection = match Connection::open(&options, &thing, password.as_deref()).await {
             Ok(connection) => connection,
             Err(e) => {
                 tracing::warn!(thing, error = %e, "simulated device could not connect; retrying");
@@ -305,7 +426,7 @@ const KEEP_ALIVE_SECS: u16 = 60;
 
 impl Connection {
     /// Connects and waits for an accepting CONNACK.
-    async fn open(options: &Options, thing: &str) -> std::io::Result<Self> {
+    async fn open(options: &Options, thing: &str, password: Option<&str>) -> std::io::Result<Self> {
         let stream = TcpStream::connect(options.mqtt).await?;
         stream.set_nodelay(true)?;
         let mut connection = Connection {
@@ -313,7 +434,12 @@ impl Connection {
             read: BytesMut::with_capacity(4096),
             write: Vec::with_capacity(512),
         };
-        wire::connect(&mut connection.write, thing, KEEP_ALIVE_SECS, None);
+        wire::connect(
+            &mut connection.write,
+            thing,
+            KEEP_ALIVE_SECS,
+            password.map(|password| (thing, password)),
+        );
         connection.flush().await?;
         let accepted = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
@@ -557,6 +683,31 @@ async fn loss_check(http: SocketAddr, last: &HashMap<String, u64>, wait: Duratio
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body, with a bearer token if given: the status and the
+/// JSON reply.
+pub async fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let body = body.to_string();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.ok()?;
+    let text = String::from_utf8(response).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
 /// A minimal HTTP/1.1 GET returning the JSON body of a 200 response.

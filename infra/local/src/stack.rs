@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info};
 
 use crate::api::{LocalApi, LocalShadows};
+use crate::auth::{Access, DeviceAuth};
 use crate::broker::Hooks;
 use crate::glue::{self, Storage};
 use crate::metrics::Metrics;
@@ -35,6 +36,8 @@ pub struct Config {
     pub http: SocketAddr,
     /// The SAM template to emulate.
     pub template: PathBuf,
+    /// Let any MQTT client connect and use any topic (no credentials, no policy).
+    pub allow_anonymous: bool,
 }
 
 /// Why the stack could not start (or a benchmark failed).
@@ -91,6 +94,27 @@ pub struct Stack {
     hooks: Arc<Hooks>,
     tasks: JoinSet<()>,
     storage: Storage,
+    allow_anonymous: bool,
+}
+
+/// The device policy the broker enforces: the template's one `AWS::IoT::Policy`.
+fn device_policy(
+    routing: &hearth_iot_rules::template::Routing,
+    template: &std::path::Path,
+) -> Result<hearth_iot_rules::policy::Policy, StackError> {
+    let policies = routing.policies();
+    match policies.values().next() {
+        Some(policy) if policies.len() == 1 => Ok(policy.clone()),
+        _ => Err(StackError::Template {
+            path: template.display().to_string(),
+            detail: format!(
+                "the broker enforces the device policy: the template needs exactly one \
+                 AWS::IoT::Policy, it has {} ({}); or start with --allow-anonymous",
+                policies.len(),
+                policies.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
 }
 
 impl Stack {
@@ -128,6 +152,20 @@ impl Stack {
         let ingress = Arc::new(glue::RulesIngress::new(&routing, &queues));
         let shadows = ShadowService::new(storage.shadows());
         let hooks = Arc::new(Hooks::new(ingress, shadows, storage.versions()));
+        let provisioner = Arc::new(LocalProvisioner::new(
+            storage.documents("iot"),
+            LocalCa::open(&config.data_dir)?,
+        ));
+        let access = if config.allow_anonymous {
+            Access::Anonymous
+        } else {
+            Access::Policy {
+                policy: device_policy(&routing, &config.template)?,
+                arn_prefix: routing.arn_prefix(),
+                provisioner: provisioner.clone(),
+            }
+        };
+        let auth = Arc::new(DeviceAuth::new(access, hooks.clone()));
         let broker_config = BrokerConfig::default()
             .with_bind_address(config.mqtt)
             .with_max_clients(100_000)
@@ -142,11 +180,13 @@ impl Stack {
             .with_event_handler(hooks.clone());
         let mut broker = MqttBroker::with_config(broker_config)
             .await
-            .map_err(|e| StackError::Broker(e.to_string()))?;
+            .map_err(|e| StackError::Broker(e.to_string()))?
+            .with_auth_provider(auth);
         hooks.attach(broker.router());
         let mqtt = broker
             .local_addr()
             .ok_or_else(|| StackError::Broker("no MQTT listener address".to_owned()))?;
+        provisioner.set_endpoint(mqtt.to_string());
         let broker_handle = broker.shutdown_handle();
         let broker_task = tokio::spawn(async move {
             if let Err(e) = broker.run().await {
@@ -162,11 +202,7 @@ impl Stack {
             registry: storage.registry(),
             state: storage.state_store(),
             shadows: LocalShadows::new(hooks.clone()),
-            provisioner: LocalProvisioner::new(
-                storage.documents("iot"),
-                LocalCa::open(&config.data_dir)?,
-                mqtt.to_string(),
-            ),
+            provisioner,
             tokens: DevTokens::open(&config.data_dir)?,
         });
         let http_shutdown = shutdown_rx.clone();
@@ -191,6 +227,7 @@ impl Stack {
             hooks,
             tasks,
             storage,
+            allow_anonymous: config.allow_anonymous,
         })
     }
 
@@ -213,7 +250,7 @@ impl Stack {
     pub fn banner(&self) -> String {
         format!(
             "Hearth local stack is up\n\
-             \n  MQTT      mqtt://{mqtt}  (MQTT 3.1.1 and 5, QoS 0/1, retained; any client id for now)\
+             \n  MQTT      mqtt://{mqtt}  (MQTT 3.1.1 and 5, QoS 0/1, retained; {access})\
              \n  HTTP      http://{http}  (owner API /v1/... ; POST /dev/tokens ; GET /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
              \n  data      {data}\
              \n  template  {template}: {rules} topic rules, functions: {functions}\
@@ -228,6 +265,11 @@ impl Stack {
              \nCtrl-C stops the stack; the data directory keeps shadows, state and queued messages.",
             mqtt = self.mqtt,
             http = self.http,
+            access = if self.allow_anonymous {
+                "!!! --allow-anonymous: ANY client may connect and use ANY topic !!!"
+            } else {
+                "devices connect with the credentials a claim returns; the template's IoT policy applies"
+            },
             host = self.mqtt.ip(),
             port = self.mqtt.port(),
             data = self.data_dir.display(),

@@ -1,6 +1,7 @@
 //! End-to-end tests of the local stack with a real MQTT client (`rumqttc`) over TCP.
 
 mod api;
+mod auth;
 mod device;
 mod pipeline;
 mod restart;

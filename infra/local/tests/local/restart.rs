@@ -67,6 +67,7 @@ async fn acknowledged_messages_survive_sigkill() {
         .args(["--mqtt", &format!("127.0.0.1:{mqtt_port}")])
         .args(["--http", &format!("127.0.0.1:{http_port}")])
         .args(["--template", &template().display().to_string()])
+        .arg("--allow-anonymous")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
