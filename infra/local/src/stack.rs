@@ -254,14 +254,15 @@ impl Stack {
              \n  HTTP      http://{http}  (owner API /v1/... ; POST /dev/tokens ; GET /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
              \n  data      {data}\
              \n  template  {template}: {rules} topic rules, functions: {functions}\
-             \n\nConnect a device (client id = thing name), e.g. with mosquitto:\
-             \n  mosquitto_pub -h {host} -p {port} -i lamp-1 -q 1 -t '$aws/things/lamp-1/shadow/update' -m '{{\"state\":{{\"reported\":{{\"power\":\"on\"}}}}}}'\
-             \n  mosquitto_pub -h {host} -p {port} -i lamp-1 -q 1 -t 'dt/lamp-x/lamp-1/telemetry' -m '{{\"seq\":1}}'\
-             \n  curl http://{http}/local/devices/lamp-1/state\
+             \n\nProvision a device through the owner API (a maker registers it, an owner claims it: the\
+             \nclaim returns mqttUsername and mqttPassword), then connect with client id = thing name:\
+             \n  mosquitto_pub -h {host} -p {port} -i <thing> -u <thing> -P <password> -q 1 -t '$aws/things/<thing>/shadow/update' -m '{{\"state\":{{\"reported\":{{\"power\":\"on\"}}}}}}'\
+             \n  curl http://{http}/local/devices/<thing>/state\
+             \n(`simulate` does all of this for many devices; `up --allow-anonymous` lets any client in.)\
              \n\nCall the owner API with a development token (POST /dev/tokens {{\"user\":\"alice\"}} also gives one):\
              \n  TOKEN=$(cargo run -q --profile local -p hearth-local -- token alice --data-dir {data})\
              \n  curl -H \"Authorization: Bearer $TOKEN\" http://{http}/v1/devices\
-             \nLoad it:  cargo run --release -p hearth-local -- simulate --devices 1000 --rate 10000\
+             \nLoad it:  cargo run --profile local -p hearth-local -- simulate --devices 1000 --rate 10000\
              \nCtrl-C stops the stack; the data directory keeps shadows, state and queued messages.",
             mqtt = self.mqtt,
             http = self.http,
