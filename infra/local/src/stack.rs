@@ -157,6 +157,10 @@ impl Stack {
             LocalCa::open(&config.data_dir)?,
         ));
         let access = if config.allow_anonymous {
+            tracing::warn!(
+                "--allow-anonymous: ANY MQTT client may connect and use ANY topic; the device \
+                 policy is NOT enforced"
+            );
             Access::Anonymous
         } else {
             Access::Policy {
