@@ -6,6 +6,9 @@
 //! stack serves the same function from its HTTP listener. Every error is an RFC 9457 problem
 //! ([`problem`]); `openapi.yaml` at the repository root documents every route and status code.
 //!
+//! Routes: `devices` (list, read, rename, command), `enroll` (makers' registration, claims,
+//! credentials, delete), `households` (list, rename, members, roles, leaving).
+//!
 //! Scoping: a caller sees the devices of the households they belong to. Anything else is a 404
 //! — never a 403 that would reveal it exists. A 403 is only for an action on a device the caller
 //! can see but whose role does not allow it (members cannot rename, delete or re-issue
@@ -14,6 +17,7 @@
 pub mod caller;
 mod devices;
 mod enroll;
+mod households;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod problem;
@@ -69,6 +73,9 @@ async fn route(
         ["devices"] => "GET",
         ["devices", _] => "GET, PATCH, DELETE",
         ["devices", _, "commands" | "credentials"] | ["claims"] | ["maker", "devices"] => "POST",
+        ["households"] | ["households", _, "members"] => "GET",
+        ["households", _] => "PATCH",
+        ["households", _, "members", _] => "PATCH, DELETE",
         _ => return Err(Problem::not_found()),
     };
     let caller = caller.ok_or_else(|| {
@@ -90,6 +97,19 @@ async fn route(
         }
         (["claims"], &Method::POST) => enroll::claim(ports, caller, request).await,
         (["maker", "devices"], &Method::POST) => enroll::register(ports, caller, request).await,
+        (["households"], &Method::GET) => households::list(ports, caller).await,
+        (["households", id], &Method::PATCH) => {
+            households::rename(ports, caller, id, request).await
+        }
+        (["households", id, "members"], &Method::GET) => {
+            households::members(ports, caller, id).await
+        }
+        (["households", id, "members", user], &Method::PATCH) => {
+            households::change_role(ports, caller, id, user, request).await
+        }
+        (["households", id, "members", user], &Method::DELETE) => {
+            households::remove(ports, caller, id, user).await
+        }
         _ => Err(Problem {
             allow: Some(allowed),
             ..Problem::new(

@@ -29,6 +29,8 @@ pub enum Kind {
     VersionConflict,
     /// 409: the product already has a device with this serial.
     AlreadyRegistered,
+    /// 409: the change would leave a household with members or devices but no owner.
+    LastOwner,
     /// 413: the body is larger than the route accepts.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -51,7 +53,9 @@ impl Kind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownClaimCode => StatusCode::NOT_FOUND,
-            Self::VersionConflict | Self::AlreadyRegistered => StatusCode::CONFLICT,
+            Self::VersionConflict | Self::AlreadyRegistered | Self::LastOwner => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
@@ -71,6 +75,7 @@ impl Kind {
             Self::UnknownClaimCode => "unknown-claim-code",
             Self::VersionConflict => "version-conflict",
             Self::AlreadyRegistered => "already-registered",
+            Self::LastOwner => "last-owner",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Validation => "validation",
@@ -89,6 +94,7 @@ impl Kind {
             Self::UnknownClaimCode => "Unknown claim code",
             Self::VersionConflict => "The device state changed in the meantime",
             Self::AlreadyRegistered => "Already registered",
+            Self::LastOwner => "The household needs an owner",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "The request body must be application/json",
             Self::Validation => "The request breaks a rule",

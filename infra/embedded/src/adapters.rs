@@ -454,6 +454,25 @@ impl DeviceRegistry for EmbeddedRegistry {
         Ok(self.put_membership_now(membership)?)
     }
 
+    async fn remove_membership(
+        &self,
+        user: &UserId,
+        household: &HouseholdId,
+    ) -> Result<bool, StoreError> {
+        let registry = &self.shared.registry;
+        let record = key(&["m", user.as_str(), household.as_str()]);
+        let _guard = self.shared.stripe(&record);
+        let existed = registry
+            .get(&record)
+            .map_err(EmbeddedError::storage)?
+            .is_some();
+        let mut batch = self.shared.batch();
+        batch.remove(registry, record);
+        batch.remove(registry, key(&["hm", household.as_str(), user.as_str()]));
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(existed)
+    }
+
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
         Ok(self.list(&["m", user.as_str()])?)
     }

@@ -405,7 +405,39 @@ pub async fn registry(registry: &dyn DeviceRegistry, prefix: &str) {
         .map(|m| (m.user, m.role))
         .collect();
     members.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(members, vec![(alice, Role::Owner), (bob, Role::Member)]);
+    assert_eq!(
+        members,
+        vec![(alice.clone(), Role::Owner), (bob.clone(), Role::Member)]
+    );
+
+    // A role change replaces the membership; removal takes it out of both listings.
+    let promoted = Membership {
+        user: bob.clone(),
+        household: home.clone(),
+        role: Role::Owner,
+    };
+    ok(registry.put_membership(&promoted).await, "put_membership");
+    assert_eq!(
+        ok(registry.memberships(&bob).await, "memberships"),
+        vec![promoted]
+    );
+    assert!(ok(
+        registry.remove_membership(&bob, &home).await,
+        "remove_membership"
+    ));
+    assert!(
+        !ok(
+            registry.remove_membership(&bob, &home).await,
+            "remove_membership"
+        ),
+        "already gone"
+    );
+    assert!(ok(registry.memberships(&bob).await, "memberships").is_empty());
+    let members: Vec<UserId> = ok(registry.household_members(&home).await, "members")
+        .into_iter()
+        .map(|m| m.user)
+        .collect();
+    assert_eq!(members, vec![alice]);
 }
 
 /// Registry and state records of one device never overwrite each other, and state is stored

@@ -89,6 +89,12 @@ pub trait DeviceRegistry: Send + Sync {
     async fn get_household(&self, id: &HouseholdId) -> Result<Option<Household>, StoreError>;
     /// Creates or replaces a user's membership of a household.
     async fn put_membership(&self, membership: &Membership) -> Result<(), StoreError>;
+    /// Removes a user's membership of a household; whether there was one.
+    async fn remove_membership(
+        &self,
+        user: &UserId,
+        household: &HouseholdId,
+    ) -> Result<bool, StoreError>;
     /// The households a user belongs to, with the role held in each.
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     /// The members of a household, with their roles.

@@ -124,6 +124,17 @@ impl DeviceRegistry for MemoryRegistry {
         Ok(())
     }
 
+    async fn remove_membership(
+        &self,
+        user: &UserId,
+        household: &HouseholdId,
+    ) -> Result<bool, StoreError> {
+        Ok(lock(&self.inner)
+            .memberships
+            .remove(&(user.clone(), household.clone()))
+            .is_some())
+    }
+
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
         Ok(lock(&self.inner)
             .memberships

@@ -451,6 +451,9 @@ impl DeviceRegistry for Failing {
     async fn put_membership(&self, _: &Membership) -> Result<(), StoreError> {
         Err(self.error())
     }
+    async fn remove_membership(&self, _: &UserId, _: &HouseholdId) -> Result<bool, StoreError> {
+        Err(self.error())
+    }
     async fn memberships(&self, _: &UserId) -> Result<Vec<Membership>, StoreError> {
         Err(self.error())
     }

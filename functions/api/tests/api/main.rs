@@ -2,6 +2,7 @@
 
 mod devices;
 mod enroll;
+mod households;
 #[cfg(feature = "lambda")]
 mod lambda;
 mod support;

@@ -477,6 +477,24 @@ impl DeviceRegistry for DynamoRegistry {
         self.put(item).await
     }
 
+    async fn remove_membership(
+        &self,
+        user: &UserId,
+        household: &HouseholdId,
+    ) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user.as_str())))
+            .key(SK, s(household_pk(household.as_str())))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| classify(&e, PERMANENT))?;
+        Ok(output.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
         self.query_memberships(None, user_pk(user.as_str()), "HOUSEHOLD#")
             .await
