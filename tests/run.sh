@@ -212,7 +212,8 @@ MQTT_PORT="$(free_port)"
 STACK_PID=$!
 wait_for_http "http://127.0.0.1:$HTTP_PORT/health" "$STACK_PID" "the local stack" 60
 export HEARTH_API_URL="http://127.0.0.1:$HTTP_PORT"
-HEARTH_API_TOKEN="$("$HEARTH_LOCAL" token fuzzer --group makers --data-dir "$STACK_DIR/data")"
+HEARTH_API_TOKEN="$("$HEARTH_LOCAL" token fuzzer --group makers --email fuzzer@example.com \
+    --data-dir "$STACK_DIR/data")"
 export HEARTH_API_TOKEN
 "$VENV/bin/schemathesis" --no-color run openapi.yaml
 unset HEARTH_API_TOKEN

@@ -300,6 +300,48 @@ pub async fn rename(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Transfer {
+    household_id: String,
+}
+
+/// `POST /v1/devices/{id}/transfer` `{"householdId"}`: moves a device to another household the
+/// caller owns (owners of both).
+pub async fn transfer(
+    ports: Ports<'_>,
+    caller: &Caller,
+    id: &str,
+    request: &Request<Bytes>,
+) -> Result<Response<Bytes>, Problem> {
+    let (device, role) = visible(ports, caller, id).await?;
+    owners_only(role, "transfer a device")?;
+    let Transfer { household_id } = json_body(request)?;
+    let from = device.household.clone().ok_or_else(Problem::not_found)?;
+    let target = memberships(ports, caller)
+        .await?
+        .into_iter()
+        .find(|m| m.household.as_str() == household_id)
+        .ok_or_else(|| Problem {
+            field: Some("/householdId".to_owned()),
+            ..Problem::not_found()
+        })?;
+    owners_only(target.role, "move devices into that household")?;
+    if target.household == from {
+        return Err(Problem::invalid(
+            "/householdId",
+            "The device is already in that household.",
+        ));
+    }
+    let moved = ports
+        .registry
+        .move_device(&device.id, &from, &target.household)
+        .await
+        .map_err(store)?
+        .ok_or_else(Problem::not_found)?;
+    Ok(json(StatusCode::OK, &summary(&moved)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Command {
     desired: Object,
     expected_version: Option<u64>,

@@ -18,13 +18,16 @@ pub mod caller;
 mod devices;
 mod enroll;
 mod households;
+mod invitations;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod problem;
 mod request;
 
 use bytes::Bytes;
-use hearth_ports::{DeviceRegistry, Enrollment, ShadowGateway, StateStore, ThingProvisioner};
+use hearth_ports::{
+    DeviceRegistry, Enrollment, Invitations, ShadowGateway, StateStore, ThingProvisioner,
+};
 use http::{Method, Request, Response};
 
 pub use caller::Caller;
@@ -40,6 +43,8 @@ pub struct Ports<'a> {
     pub state: &'a dyn StateStore,
     /// Pre-registration and claims (the same store as `registry`).
     pub enrollment: &'a dyn Enrollment,
+    /// Invitations to households (the same store as `registry`).
+    pub invitations: &'a dyn Invitations,
     /// The device shadows (desired and reported state, commands).
     pub shadows: &'a dyn ShadowGateway,
     /// IoT things and certificates.
@@ -73,7 +78,10 @@ async fn route(
         ["devices"] => "GET",
         ["devices", _] => "GET, PATCH, DELETE",
         ["devices", _, "commands" | "credentials"] | ["claims"] | ["maker", "devices"] => "POST",
-        ["households"] | ["households", _, "members"] => "GET",
+        ["households"] | ["households", _, "members"] | ["invitations"] => "GET",
+        ["households", _, "invitations"] => "GET, POST",
+        ["households", _, "invitations", _] => "DELETE",
+        ["invitations", _, "accept" | "decline"] | ["devices", _, "transfer"] => "POST",
         ["households", _] => "PATCH",
         ["households", _, "members", _] => "PATCH, DELETE",
         _ => return Err(Problem::not_found()),
@@ -98,6 +106,25 @@ async fn route(
         (["claims"], &Method::POST) => enroll::claim(ports, caller, request).await,
         (["maker", "devices"], &Method::POST) => enroll::register(ports, caller, request).await,
         (["households"], &Method::GET) => households::list(ports, caller).await,
+        (["households", id, "invitations"], &Method::POST) => {
+            invitations::create(ports, caller, id, request).await
+        }
+        (["households", id, "invitations"], &Method::GET) => {
+            invitations::list_for_household(ports, caller, id).await
+        }
+        (["households", id, "invitations", invitation], &Method::DELETE) => {
+            invitations::revoke(ports, caller, id, invitation).await
+        }
+        (["invitations"], &Method::GET) => invitations::mine(ports, caller).await,
+        (["invitations", id, "accept"], &Method::POST) => {
+            invitations::accept(ports, caller, id).await
+        }
+        (["invitations", id, "decline"], &Method::POST) => {
+            invitations::decline(ports, caller, id).await
+        }
+        (["devices", id, "transfer"], &Method::POST) => {
+            devices::transfer(ports, caller, id, request).await
+        }
         (["households", id], &Method::PATCH) => {
             households::rename(ports, caller, id, request).await
         }

@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         registry: &registry,
         state: &state,
         enrollment: &registry,
+        invitations: &registry,
         shadows: &shadows,
         provisioner: &provisioner,
     };

@@ -31,6 +31,9 @@ pub enum Kind {
     AlreadyRegistered,
     /// 409: the change would leave a household with members or devices but no owner.
     LastOwner,
+    /// 409: the invitation was used, declined, revoked or expired (or the invitee is already a
+    /// member).
+    InvitationClosed,
     /// 413: the body is larger than the route accepts.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -53,9 +56,10 @@ impl Kind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownClaimCode => StatusCode::NOT_FOUND,
-            Self::VersionConflict | Self::AlreadyRegistered | Self::LastOwner => {
-                StatusCode::CONFLICT
-            }
+            Self::VersionConflict
+            | Self::AlreadyRegistered
+            | Self::LastOwner
+            | Self::InvitationClosed => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
@@ -76,6 +80,7 @@ impl Kind {
             Self::VersionConflict => "version-conflict",
             Self::AlreadyRegistered => "already-registered",
             Self::LastOwner => "last-owner",
+            Self::InvitationClosed => "invitation-closed",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Validation => "validation",
@@ -95,6 +100,7 @@ impl Kind {
             Self::VersionConflict => "The device state changed in the meantime",
             Self::AlreadyRegistered => "Already registered",
             Self::LastOwner => "The household needs an owner",
+            Self::InvitationClosed => "The invitation cannot be used",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "The request body must be application/json",
             Self::Validation => "The request breaks a rule",

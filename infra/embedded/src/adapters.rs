@@ -15,6 +15,9 @@
 //! | `registry` | `hm 0x00 <household> 0x00 <user>` | `Membership` (the household's members) |
 //! | `registry` | `s 0x00 <product> 0x00 <serial>` | thing name (a serial is registered once) |
 //! | `registry` | `c 0x00 <claim code hash>` | thing name (while the device is claimable) |
+//! | `registry` | `i 0x00 <invitation>` | `Invitation` |
+//! | `registry` | `hi 0x00 <household> 0x00 <invitation>` | invitation id (the household's) |
+//! | `registry` | `ei 0x00 <email> 0x00 <invitation>` | invitation id (the address's) |
 //! | `dead-letters` | `<id: u64 BE>` | `DeadLetter` |
 //!
 //! Identifiers never contain `0x00`, so a prefix ending in `0x00` selects exactly one parent.
@@ -24,11 +27,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fjall::Keyspace;
+use hearth_domain::device::InvitationId;
 use hearth_domain::device::{Device, DeviceId, Household, HouseholdId, Membership, UserId};
 use hearth_domain::projection::{Changes, DeviceState};
+use hearth_domain::sharing::{Invitation, InvitationStatus};
 use hearth_ports::{
-    DeadLetter, DeadLetterSink, DeviceRegistry, EnrollError, Enrollment, Page, StateStore,
-    StoreError,
+    DeadLetter, DeadLetterSink, DeviceRegistry, EnrollError, Enrollment, InvitationError,
+    Invitations, Page, StateStore, StoreError,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -235,6 +240,84 @@ impl EmbeddedRegistry {
         Ok(Some(device))
     }
 
+    fn move_device_now(
+        &self,
+        id: &DeviceId,
+        from: &HouseholdId,
+        to: &HouseholdId,
+    ) -> Result<Option<Device>, EmbeddedError> {
+        let registry = &self.shared.registry;
+        let record = key(&["d", id.as_str()]);
+        let _guard = self.shared.stripe(&record);
+        let Some(mut device) = get::<Device>(registry, "device", &record)?
+            .filter(|d| d.household.as_ref() == Some(from))
+        else {
+            return Ok(None);
+        };
+        device.household = Some(to.clone());
+        let value = encode("device", &device)?;
+        let mut batch = self.shared.batch();
+        batch.remove(registry, key(&["hd", from.as_str(), id.as_str()]));
+        batch.insert(
+            registry,
+            key(&["hd", to.as_str(), id.as_str()]),
+            value.clone(),
+        );
+        batch.insert(registry, record, value);
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(Some(device))
+    }
+
+    /// The invitations whose ids are indexed under `parts`, by id.
+    fn indexed_invitations(&self, parts: &[&str]) -> Result<Vec<Invitation>, EmbeddedError> {
+        let registry = &self.shared.registry;
+        let mut prefix = key(parts);
+        prefix.push(0);
+        let mut out = Vec::new();
+        for guard in registry.prefix(&prefix) {
+            let id = guard.value().map_err(EmbeddedError::storage)?;
+            let id = String::from_utf8(id.to_vec())
+                .map_err(|e| EmbeddedError::corrupt("invitation index", e))?;
+            if let Some(invitation) = get::<Invitation>(registry, "invitation", &key(&["i", &id]))?
+            {
+                out.push(invitation);
+            }
+        }
+        Ok(out)
+    }
+
+    fn close_invitation_now(
+        &self,
+        id: &InvitationId,
+        status: InvitationStatus,
+        now: u64,
+    ) -> Result<Invitation, InvitationError> {
+        let registry = &self.shared.registry;
+        let record = key(&["i", id.as_str()]);
+        let _guard = self.shared.stripe(&record);
+        let mut invitation: Invitation =
+            get(registry, "invitation", &record)?.ok_or(InvitationError::Unknown)?;
+        if !invitation.is_open(now) {
+            return Err(InvitationError::NotOpen);
+        }
+        invitation.status = status;
+        let mut batch = self.shared.batch();
+        if let InvitationStatus::Accepted { by, .. } = &invitation.status {
+            let membership = Membership {
+                user: by.clone(),
+                household: invitation.household.clone(),
+                role: invitation.role,
+            };
+            let value = encode("membership", &membership)?;
+            let (user, household) = (by.as_str(), invitation.household.as_str());
+            batch.insert(registry, key(&["m", user, household]), value.clone());
+            batch.insert(registry, key(&["hm", household, user]), value);
+        }
+        batch.insert(registry, record, encode("invitation", &invitation)?);
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(invitation)
+    }
+
     fn household_devices_now(
         &self,
         household: &HouseholdId,
@@ -381,6 +464,52 @@ impl EmbeddedRegistry {
 }
 
 #[async_trait]
+impl Invitations for EmbeddedRegistry {
+    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        let registry = &self.shared.registry;
+        let id = invitation.id.as_str();
+        let mut batch = self.shared.batch();
+        batch.insert(
+            registry,
+            key(&["hi", invitation.household.as_str(), id]),
+            id,
+        );
+        batch.insert(registry, key(&["ei", &invitation.email, id]), id);
+        batch.insert(registry, key(&["i", id]), encode("invitation", invitation)?);
+        batch.commit().map_err(EmbeddedError::storage)?;
+        Ok(())
+    }
+
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        Ok(get(
+            &self.shared.registry,
+            "invitation",
+            &key(&["i", id.as_str()]),
+        )?)
+    }
+
+    async fn household_invitations(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        Ok(self.indexed_invitations(&["hi", household.as_str()])?)
+    }
+
+    async fn invitations_for(&self, email: &str) -> Result<Vec<Invitation>, StoreError> {
+        Ok(self.indexed_invitations(&["ei", email])?)
+    }
+
+    async fn close_invitation(
+        &self,
+        id: &InvitationId,
+        status: InvitationStatus,
+        now: u64,
+    ) -> Result<Invitation, InvitationError> {
+        self.close_invitation_now(id, status, now)
+    }
+}
+
+#[async_trait]
 impl Enrollment for EmbeddedRegistry {
     async fn register(&self, device: &Device) -> Result<(), EnrollError> {
         self.register_now(device)
@@ -414,6 +543,15 @@ impl DeviceRegistry for EmbeddedRegistry {
         name: &str,
     ) -> Result<Option<Device>, StoreError> {
         Ok(self.rename_device_now(id, household, name)?)
+    }
+
+    async fn move_device(
+        &self,
+        id: &DeviceId,
+        from: &HouseholdId,
+        to: &HouseholdId,
+    ) -> Result<Option<Device>, StoreError> {
+        Ok(self.move_device_now(id, from, to)?)
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {

@@ -99,3 +99,9 @@ impl From<EmbeddedError> for hearth_ports::EnrollError {
         hearth_ports::EnrollError::Store(e.into())
     }
 }
+
+impl From<EmbeddedError> for hearth_ports::InvitationError {
+    fn from(e: EmbeddedError) -> Self {
+        hearth_ports::InvitationError::Store(e.into())
+    }
+}

@@ -139,6 +139,7 @@ impl LocalApi {
             registry: &self.registry,
             state: &self.state,
             enrollment: &self.registry,
+            invitations: &self.registry,
             shadows: &self.shadows,
             provisioner: &*self.provisioner,
         }

@@ -98,6 +98,10 @@ identifier!(
     /// A user id: the identity provider's subject (1–128 of `[a-zA-Z0-9_.@+-]`).
     UserId, "user id", 128, user_char
 );
+identifier!(
+    /// An invitation id (1–64 of `[a-zA-Z0-9_-]`); random, so not guessable.
+    InvitationId, "invitation id", 64, slug_char
+);
 
 /// The kinds of device the platform knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 //!   (stored as hashes), serial numbers.
 //! - [`ingest`]: the message envelope every topic rule adds and the classification of a queued
 //!   device message (shadow documents, shadow delete, telemetry, presence).
+//! - [`sharing`]: invitations to households (by e-mail, single-use, expiring).
 //! - [`projection`]: the device state projection that the API and voice assistants read, and the
 //!   forward-only rules (one per concern) by which messages advance it.
 //!
@@ -20,3 +21,4 @@ pub mod enrollment;
 pub mod ingest;
 pub mod projection;
 pub mod shadow;
+pub mod sharing;

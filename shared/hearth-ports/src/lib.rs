@@ -7,10 +7,11 @@
 
 use async_trait::async_trait;
 use hearth_domain::device::{
-    Device, DeviceId, Household, HouseholdId, Membership, ProductId, UserId,
+    Device, DeviceId, Household, HouseholdId, InvitationId, Membership, ProductId, UserId,
 };
 use hearth_domain::projection::{Changes, DeviceState};
 use hearth_domain::shadow::Object;
+use hearth_domain::sharing::{Invitation, InvitationStatus};
 
 pub mod memory;
 
@@ -73,6 +74,14 @@ pub trait DeviceRegistry: Send + Sync {
         id: &DeviceId,
         household: &HouseholdId,
         name: &str,
+    ) -> Result<Option<Device>, StoreError>;
+    /// Moves the device from household `from` to `to`, only while it is in `from`. The moved
+    /// device, or `None` if there is no such device in `from`.
+    async fn move_device(
+        &self,
+        id: &DeviceId,
+        from: &HouseholdId,
+        to: &HouseholdId,
     ) -> Result<Option<Device>, StoreError>;
     /// A device's registry record.
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
@@ -152,6 +161,47 @@ pub trait Enrollment: Send + Sync {
         device: &DeviceId,
         household: &HouseholdId,
     ) -> Result<Device, EnrollError>;
+}
+
+/// Why an invitation could not be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvitationError {
+    /// No such invitation.
+    #[error("no such invitation")]
+    Unknown,
+    /// It was already accepted, declined or revoked, or it expired.
+    #[error("the invitation is no longer open")]
+    NotOpen,
+    /// The storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Invitations to households. Implemented by the registry adapters: accepting creates the
+/// membership atomically with closing the invitation.
+#[async_trait]
+pub trait Invitations: Send + Sync {
+    /// Stores a new (pending) invitation.
+    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError>;
+    /// An invitation by id.
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError>;
+    /// A household's invitations, every status, by id.
+    async fn household_invitations(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Invitation>, StoreError>;
+    /// The invitations to a normalised e-mail address, every status, by id.
+    async fn invitations_for(&self, email: &str) -> Result<Vec<Invitation>, StoreError>;
+    /// Closes an open invitation (pending, and `now` before its expiry) with `status`; when
+    /// that is `Accepted { by, .. }`, `by` becomes a member with the invitation's role in the
+    /// same atomic step. Of two concurrent closes, one wins; the other gets `NotOpen`.
+    async fn close_invitation(
+        &self,
+        id: &InvitationId,
+        status: InvitationStatus,
+        now: u64,
+    ) -> Result<Invitation, InvitationError>;
 }
 
 /// A message that can never be processed, on its way to the dead-letter queue.

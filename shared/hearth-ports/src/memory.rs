@@ -5,10 +5,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use hearth_domain::device::{
-    Device, DeviceId, Household, HouseholdId, Membership, ProductId, UserId,
+    Device, DeviceId, Household, HouseholdId, InvitationId, Membership, ProductId, UserId,
 };
 use hearth_domain::projection::{Changes, DeviceState};
 use hearth_domain::shadow::{Object, SectionUpdate, Shadow, ShadowError, UpdateRequest};
+use hearth_domain::sharing::{Invitation, InvitationStatus};
 
 use crate::{
     DeadLetter, DeadLetterSink, DeviceRegistry, IotError, IssuedCertificate, Page, StateStore,
@@ -50,6 +51,7 @@ struct Registry {
     devices: BTreeMap<DeviceId, Device>,
     households: HashMap<HouseholdId, Household>,
     memberships: BTreeMap<(UserId, HouseholdId), Membership>,
+    invitations: BTreeMap<InvitationId, Invitation>,
 }
 
 #[async_trait]
@@ -74,6 +76,23 @@ impl DeviceRegistry for MemoryRegistry {
             .filter(|d| d.household.as_ref() == Some(household))
             .map(|device| {
                 device.name = name.to_owned();
+                device.clone()
+            }))
+    }
+
+    async fn move_device(
+        &self,
+        id: &DeviceId,
+        from: &HouseholdId,
+        to: &HouseholdId,
+    ) -> Result<Option<Device>, StoreError> {
+        let mut inner = lock(&self.inner);
+        Ok(inner
+            .devices
+            .get_mut(id)
+            .filter(|d| d.household.as_ref() == Some(from))
+            .map(|device| {
+                device.household = Some(to.clone());
                 device.clone()
             }))
     }
@@ -213,6 +232,70 @@ impl crate::Enrollment for MemoryRegistry {
     }
 }
 
+#[async_trait]
+impl crate::Invitations for MemoryRegistry {
+    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        lock(&self.inner)
+            .invitations
+            .insert(invitation.id.clone(), invitation.clone());
+        Ok(())
+    }
+
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        Ok(lock(&self.inner).invitations.get(id).cloned())
+    }
+
+    async fn household_invitations(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        Ok(lock(&self.inner)
+            .invitations
+            .values()
+            .filter(|i| &i.household == household)
+            .cloned()
+            .collect())
+    }
+
+    async fn invitations_for(&self, email: &str) -> Result<Vec<Invitation>, StoreError> {
+        Ok(lock(&self.inner)
+            .invitations
+            .values()
+            .filter(|i| i.email == email)
+            .cloned()
+            .collect())
+    }
+
+    async fn close_invitation(
+        &self,
+        id: &InvitationId,
+        status: InvitationStatus,
+        now: u64,
+    ) -> Result<Invitation, crate::InvitationError> {
+        let mut inner = lock(&self.inner);
+        let invitation = inner
+            .invitations
+            .get_mut(id)
+            .ok_or(crate::InvitationError::Unknown)?;
+        if !invitation.is_open(now) {
+            return Err(crate::InvitationError::NotOpen);
+        }
+        invitation.status = status;
+        let closed = invitation.clone();
+        if let InvitationStatus::Accepted { by, .. } = &closed.status {
+            inner.memberships.insert(
+                (by.clone(), closed.household.clone()),
+                Membership {
+                    user: by.clone(),
+                    household: closed.household.clone(),
+                    role: closed.role,
+                },
+            );
+        }
+        Ok(closed)
+    }
+}
+
 /// A [`DeadLetterSink`] that keeps what it was sent.
 #[derive(Debug, Default)]
 pub struct MemoryDeadLetters {
@@ -246,6 +329,12 @@ mod tests {
     #[tokio::test]
     async fn memory_registry_passes_the_contract() {
         crate::contract::registry(&MemoryRegistry::default(), "mem").await;
+    }
+
+    #[tokio::test]
+    async fn memory_invitations_pass_the_contract() {
+        let registry = MemoryRegistry::default();
+        crate::contract::invitations(&registry, &registry, "mem").await;
     }
 
     #[tokio::test]

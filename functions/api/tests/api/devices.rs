@@ -451,6 +451,14 @@ impl DeviceRegistry for Failing {
     async fn put_membership(&self, _: &Membership) -> Result<(), StoreError> {
         Err(self.error())
     }
+    async fn move_device(
+        &self,
+        _: &DeviceId,
+        _: &HouseholdId,
+        _: &HouseholdId,
+    ) -> Result<Option<Device>, StoreError> {
+        Err(self.error())
+    }
     async fn remove_membership(&self, _: &UserId, _: &HouseholdId) -> Result<bool, StoreError> {
         Err(self.error())
     }

@@ -3,6 +3,7 @@
 mod devices;
 mod enroll;
 mod households;
+mod invitations;
 #[cfg(feature = "lambda")]
 mod lambda;
 mod support;

@@ -102,6 +102,7 @@ impl World {
             registry: &self.registry,
             state: &self.state,
             enrollment: &self.registry,
+            invitations: &self.registry,
             shadows: &self.shadows,
             provisioner: &self.provisioner,
         }

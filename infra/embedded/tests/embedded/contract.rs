@@ -44,6 +44,13 @@ async fn enrollment_passes_the_contract() {
     contract::enrollment_after_reopen(&registry, &registry, "emb").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_pass_the_contract() {
+    let (_dir, db) = fresh();
+    let registry = db.registry();
+    contract::invitations(&registry, &registry, "emb").await;
+}
+
 #[tokio::test]
 async fn registry_and_state_are_separate() {
     let (_dir, db) = fresh();

@@ -5,5 +5,6 @@ mod auth;
 mod device;
 mod pipeline;
 mod restart;
+mod sharing;
 mod simulator;
 mod support;

@@ -200,3 +200,11 @@ pub async fn token(addr: SocketAddr, user: &str, groups: &[&str]) -> String {
     assert_eq!(status, 201, "{body}");
     body["token"].as_str().unwrap_or_default().to_owned()
 }
+
+/// A development token carrying a verified e-mail address.
+pub async fn token_with_email(addr: SocketAddr, user: &str, email: &str) -> String {
+    let request = serde_json::json!({"user": user, "email": email});
+    let (status, body) = http(addr, "POST", "/dev/tokens", None, Some(&request)).await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().unwrap_or_default().to_owned()
+}

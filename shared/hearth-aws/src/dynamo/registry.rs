@@ -15,10 +15,14 @@ use aws_sdk_dynamodb::config::AsyncSleep;
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use hearth_domain::device::InvitationId;
 use hearth_domain::device::{
     Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role, UserId,
 };
-use hearth_ports::{DeviceRegistry, EnrollError, Enrollment, Page, StoreError};
+use hearth_domain::sharing::{Invitation, InvitationStatus};
+use hearth_ports::{
+    DeviceRegistry, EnrollError, Enrollment, InvitationError, Invitations, Page, StoreError,
+};
 
 use super::{
     GSI1, GSI1PK, GSI1SK, Item, PK, SK, claim_pk, corrupt, device_pk, get_n, get_s, household_pk,
@@ -340,6 +344,21 @@ fn decode_device(item: &Item) -> Result<Device, StoreError> {
     })
 }
 
+fn membership_item(membership: &Membership) -> Item {
+    let user = membership.user.as_str();
+    let household = membership.household.as_str();
+    let mut item = Item::new();
+    item.insert(PK.to_owned(), s(user_pk(user)));
+    item.insert(SK.to_owned(), s(household_pk(household)));
+    item.insert(GSI1PK.to_owned(), s(household_pk(household)));
+    item.insert(GSI1SK.to_owned(), s(format!("MEMBER#{user}")));
+    item.insert("entity".to_owned(), s("membership"));
+    item.insert("user".to_owned(), s(user));
+    item.insert("household".to_owned(), s(household));
+    item.insert("role".to_owned(), s(role_name(membership.role)));
+    item
+}
+
 fn decode_membership(item: &Item) -> Result<Membership, StoreError> {
     let text = |name: &str| required(get_s(item, name)?, item, name);
     Ok(Membership {
@@ -376,6 +395,39 @@ impl DeviceRegistry for DynamoRegistry {
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":name", s(name))
             .expression_attribute_values(":household", s(household.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match output {
+            Ok(output) => output.attributes().map(decode_device).transpose(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(&e, PERMANENT)),
+        }
+    }
+
+    async fn move_device(
+        &self,
+        id: &DeviceId,
+        from: &HouseholdId,
+        to: &HouseholdId,
+    ) -> Result<Option<Device>, StoreError> {
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(device_pk(id.as_str())))
+            .key(SK, s(META_SK))
+            .update_expression("SET household = :to, #gsi1pk = :gsi1pk")
+            .condition_expression("attribute_exists(PK) AND household = :from")
+            .expression_attribute_names("#gsi1pk", GSI1PK)
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":gsi1pk", s(household_pk(to.as_str())))
+            .expression_attribute_values(":from", s(from.as_str()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
@@ -463,18 +515,7 @@ impl DeviceRegistry for DynamoRegistry {
     }
 
     async fn put_membership(&self, membership: &Membership) -> Result<(), StoreError> {
-        let user = membership.user.as_str();
-        let household = membership.household.as_str();
-        let mut item = Item::new();
-        item.insert(PK.to_owned(), s(user_pk(user)));
-        item.insert(SK.to_owned(), s(household_pk(household)));
-        item.insert(GSI1PK.to_owned(), s(household_pk(household)));
-        item.insert(GSI1SK.to_owned(), s(format!("MEMBER#{user}")));
-        item.insert("entity".to_owned(), s("membership"));
-        item.insert("user".to_owned(), s(user));
-        item.insert("household".to_owned(), s(household));
-        item.insert("role".to_owned(), s(role_name(membership.role)));
-        self.put(item).await
+        self.put(membership_item(membership)).await
     }
 
     async fn remove_membership(
@@ -658,6 +699,231 @@ impl Enrollment for DynamoRegistry {
             }
         }
         Err(gave_up("release", id.as_str()))
+    }
+}
+
+/// Invitations: `PK=INVITE#<id>`, `SK=META`; GSI1 (`HOUSEHOLD#<h>`, `INVITE#<id>`) lists a
+/// household's, GSI2 (`EMAIL#<address>`, `INVITE#<id>`) an address's.
+const GSI2: &str = "GSI2";
+const GSI2PK: &str = "GSI2PK";
+const GSI2SK: &str = "GSI2SK";
+
+fn invite_pk(id: &str) -> String {
+    format!("INVITE#{id}")
+}
+
+fn invitation_item(invitation: &Invitation) -> Item {
+    let id = invitation.id.as_str();
+    let mut item = Item::new();
+    item.insert(PK.to_owned(), s(invite_pk(id)));
+    item.insert(SK.to_owned(), s(META_SK));
+    item.insert(
+        GSI1PK.to_owned(),
+        s(household_pk(invitation.household.as_str())),
+    );
+    item.insert(GSI1SK.to_owned(), s(invite_pk(id)));
+    item.insert(GSI2PK.to_owned(), s(format!("EMAIL#{}", invitation.email)));
+    item.insert(GSI2SK.to_owned(), s(invite_pk(id)));
+    item.insert("entity".to_owned(), s("invitation"));
+    item.insert("id".to_owned(), s(id));
+    item.insert("household".to_owned(), s(invitation.household.as_str()));
+    item.insert("email".to_owned(), s(invitation.email.as_str()));
+    item.insert("role".to_owned(), s(role_name(invitation.role)));
+    item.insert("invited_by".to_owned(), s(invitation.invited_by.as_str()));
+    item.insert("created_at".to_owned(), n(invitation.created_at));
+    item.insert("expires_at".to_owned(), n(invitation.expires_at));
+    let (status, by, at) = status_parts(&invitation.status);
+    item.insert("status".to_owned(), s(status));
+    if let Some(by) = by {
+        item.insert("closed_by".to_owned(), s(by.as_str()));
+    }
+    if let Some(at) = at {
+        item.insert("closed_at".to_owned(), n(at));
+    }
+    item
+}
+
+fn status_parts(status: &InvitationStatus) -> (&'static str, Option<&UserId>, Option<u64>) {
+    match status {
+        InvitationStatus::Pending => ("pending", None, None),
+        InvitationStatus::Accepted { by, at } => ("accepted", Some(by), Some(*at)),
+        InvitationStatus::Declined { at } => ("declined", None, Some(*at)),
+        InvitationStatus::Revoked { at } => ("revoked", None, Some(*at)),
+    }
+}
+
+fn decode_invitation(item: &Item) -> Result<Invitation, StoreError> {
+    let text = |name: &str| required(get_s(item, name)?, item, name);
+    let number = |name: &str| required(get_n(item, name)?, item, name);
+    let status = match text("status")? {
+        "pending" => InvitationStatus::Pending,
+        "accepted" => InvitationStatus::Accepted {
+            by: parse_id(UserId::parse(text("closed_by")?), item, "closed_by")?,
+            at: number("closed_at")?,
+        },
+        "declined" => InvitationStatus::Declined {
+            at: number("closed_at")?,
+        },
+        "revoked" => InvitationStatus::Revoked {
+            at: number("closed_at")?,
+        },
+        _ => return Err(corrupt(item, "status")),
+    };
+    Ok(Invitation {
+        id: parse_id(InvitationId::parse(text("id")?), item, "id")?,
+        household: parse_id(HouseholdId::parse(text("household")?), item, "household")?,
+        email: text("email")?.to_owned(),
+        role: match text("role")? {
+            "owner" => Role::Owner,
+            "member" => Role::Member,
+            _ => return Err(corrupt(item, "role")),
+        },
+        invited_by: parse_id(UserId::parse(text("invited_by")?), item, "invited_by")?,
+        created_at: number("created_at")?,
+        expires_at: number("expires_at")?,
+        status,
+    })
+}
+
+impl DynamoRegistry {
+    /// Every invitation on `index` under `pk`, by id.
+    async fn query_invitations(
+        &self,
+        index: &str,
+        pk_name: &str,
+        sk_name: &str,
+        pk: String,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let mut invitations = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":prefix", s("INVITE#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(&e, PERMANENT))?;
+            for item in output.items() {
+                invitations.push(decode_invitation(item)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => {
+                    invitations.sort_by(|a, b| a.id.cmp(&b.id));
+                    return Ok(invitations);
+                }
+            }
+        }
+    }
+
+    async fn read_invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(invite_pk(id.as_str())))
+            .key(SK, s(META_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(&e, PERMANENT))?;
+        output.item().map(decode_invitation).transpose()
+    }
+}
+
+#[async_trait]
+impl Invitations for DynamoRegistry {
+    async fn create_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        self.put(invitation_item(invitation)).await
+    }
+
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        self.read_invitation(id).await
+    }
+
+    async fn household_invitations(
+        &self,
+        household: &HouseholdId,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        self.query_invitations(GSI1, GSI1PK, GSI1SK, household_pk(household.as_str()))
+            .await
+    }
+
+    async fn invitations_for(&self, email: &str) -> Result<Vec<Invitation>, StoreError> {
+        self.query_invitations(GSI2, GSI2PK, GSI2SK, format!("EMAIL#{email}"))
+            .await
+    }
+
+    async fn close_invitation(
+        &self,
+        id: &InvitationId,
+        status: InvitationStatus,
+        now: u64,
+    ) -> Result<Invitation, InvitationError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let invitation = self
+                .read_invitation(id)
+                .await?
+                .ok_or(InvitationError::Unknown)?;
+            if !invitation.is_open(now) {
+                return Err(InvitationError::NotOpen);
+            }
+            let (name, by, at) = status_parts(&status);
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(invite_pk(id.as_str())))
+                .key(SK, s(META_SK))
+                .condition_expression("#status = :pending AND expires_at > :now")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":status", s(name))
+                .expression_attribute_values(":at", n(at.unwrap_or(now)));
+            update = match by {
+                Some(by) => update
+                    .update_expression("SET #status = :status, closed_at = :at, closed_by = :by")
+                    .expression_attribute_values(":by", s(by.as_str())),
+                None => update.update_expression("SET #status = :status, closed_at = :at"),
+            };
+            let mut items = vec![
+                TransactWriteItem::builder()
+                    .update(built(update.build())?)
+                    .build(),
+            ];
+            if let Some(by) = by {
+                let membership = Membership {
+                    user: by.clone(),
+                    household: invitation.household.clone(),
+                    role: invitation.role,
+                };
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(membership_item(&membership)))
+                    .build();
+                items.push(TransactWriteItem::builder().put(built(put)?).build());
+            }
+            match self.transact(items).await? {
+                Transacted::Done => {
+                    return self
+                        .read_invitation(id)
+                        .await?
+                        .ok_or(InvitationError::Unknown);
+                }
+                Transacted::ConditionFailed => return Err(InvitationError::NotOpen),
+                Transacted::Conflict => self.backoff(attempt).await,
+            }
+        }
+        Err(InvitationError::Store(StoreError::Transient(format!(
+            "closing invitation {id}: gave up after {MAX_ATTEMPTS} transaction conflicts"
+        ))))
     }
 }
 

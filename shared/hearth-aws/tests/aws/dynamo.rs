@@ -24,6 +24,14 @@ async fn registry_passes_the_contract() {
 }
 
 #[tokio::test]
+async fn invitations_pass_the_contract() {
+    let config = config().await;
+    let (_, table) = create_table(&config).await;
+    let registry = DynamoRegistry::new(&config, table);
+    contract::invitations(&registry, &registry, "ddb").await;
+}
+
+#[tokio::test]
 async fn registry_and_state_share_the_table_without_overwriting() {
     let config = config().await;
     let (client, table) = create_table(&config).await;

@@ -68,6 +68,20 @@ pub async fn create_table(config: &aws_config::SdkConfig) -> (aws_sdk_dynamodb::
         Ok(g) => g,
         Err(e) => panic!("gsi: {e}"),
     };
+    let by_email = GlobalSecondaryIndex::builder()
+        .index_name("GSI2")
+        .key_schema(key("GSI2PK", KeyType::Hash))
+        .key_schema(key("GSI2SK", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build();
+    let by_email = match by_email {
+        Ok(g) => g,
+        Err(e) => panic!("gsi2: {e}"),
+    };
     let created = client
         .create_table()
         .table_name(&table)
@@ -78,7 +92,10 @@ pub async fn create_table(config: &aws_config::SdkConfig) -> (aws_sdk_dynamodb::
         .attribute_definitions(attribute("SK"))
         .attribute_definitions(attribute("GSI1PK"))
         .attribute_definitions(attribute("GSI1SK"))
+        .attribute_definitions(attribute("GSI2PK"))
+        .attribute_definitions(attribute("GSI2SK"))
         .global_secondary_indexes(gsi)
+        .global_secondary_indexes(by_email)
         .send()
         .await;
     if let Err(e) = created {
