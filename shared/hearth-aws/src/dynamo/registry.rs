@@ -126,6 +126,44 @@ impl DynamoRegistry {
         Ok(output.item().cloned())
     }
 
+    /// Applies `expression` (with its attribute `names` and `values`) to the device item only
+    /// while the device is in `household`: the updated device, or `None`.
+    async fn update_device_in(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+        expression: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+    ) -> Result<Option<Device>, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(device_pk(id.as_str())))
+            .key(SK, s(META_SK))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(PK) AND household = :household")
+            .expression_attribute_values(":household", s(household.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        for (name, attribute) in names {
+            update = update.expression_attribute_names(*name, *attribute);
+        }
+        for (name, value) in values {
+            update = update.expression_attribute_values(*name, value.clone());
+        }
+        match update.send().await {
+            Ok(output) => output.attributes().map(decode_device).transpose(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(&e, PERMANENT)),
+        }
+    }
+
     async fn read_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         self.get(device_pk(id.as_str()), META_SK)
             .await?
@@ -384,30 +422,14 @@ impl DeviceRegistry for DynamoRegistry {
         household: &HouseholdId,
         name: &str,
     ) -> Result<Option<Device>, StoreError> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(device_pk(id.as_str())))
-            .key(SK, s(META_SK))
-            .update_expression("SET #name = :name")
-            .condition_expression("attribute_exists(PK) AND household = :household")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", s(name))
-            .expression_attribute_values(":household", s(household.as_str()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match output {
-            Ok(output) => output.attributes().map(decode_device).transpose(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(classify(&e, PERMANENT)),
-        }
+        self.update_device_in(
+            id,
+            household,
+            "SET #name = :name",
+            &[("#name", "name")],
+            &[(":name", s(name))],
+        )
+        .await
     }
 
     async fn move_device(
@@ -416,31 +438,17 @@ impl DeviceRegistry for DynamoRegistry {
         from: &HouseholdId,
         to: &HouseholdId,
     ) -> Result<Option<Device>, StoreError> {
-        let output = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(device_pk(id.as_str())))
-            .key(SK, s(META_SK))
-            .update_expression("SET household = :to, #gsi1pk = :gsi1pk")
-            .condition_expression("attribute_exists(PK) AND household = :from")
-            .expression_attribute_names("#gsi1pk", GSI1PK)
-            .expression_attribute_values(":to", s(to.as_str()))
-            .expression_attribute_values(":gsi1pk", s(household_pk(to.as_str())))
-            .expression_attribute_values(":from", s(from.as_str()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match output {
-            Ok(output) => output.attributes().map(decode_device).transpose(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(classify(&e, PERMANENT)),
-        }
+        self.update_device_in(
+            id,
+            from,
+            "SET household = :to, #gsi1pk = :gsi1pk",
+            &[("#gsi1pk", GSI1PK)],
+            &[
+                (":to", s(to.as_str())),
+                (":gsi1pk", s(household_pk(to.as_str()))),
+            ],
+        )
+        .await
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
