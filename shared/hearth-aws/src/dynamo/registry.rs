@@ -711,7 +711,9 @@ impl Enrollment for DynamoRegistry {
 }
 
 /// Invitations: `PK=INVITE#<id>`, `SK=META`; GSI1 (`HOUSEHOLD#<h>`, `INVITE#<id>`) lists a
-/// household's, GSI2 (`EMAIL#<address>`, `INVITE#<id>`) an address's.
+/// household's, GSI2 (`EMAIL#<address>`, `INVITE#<id>`) an address's. The expiry is stored as
+/// `expires_at_ms`, not `expires_at`: that name is the table's TTL attribute (seconds), and
+/// closed invitations are kept for the owners' listing.
 const GSI2: &str = "GSI2";
 const GSI2PK: &str = "GSI2PK";
 const GSI2SK: &str = "GSI2SK";
@@ -739,7 +741,7 @@ fn invitation_item(invitation: &Invitation) -> Item {
     item.insert("role".to_owned(), s(role_name(invitation.role)));
     item.insert("invited_by".to_owned(), s(invitation.invited_by.as_str()));
     item.insert("created_at".to_owned(), n(invitation.created_at));
-    item.insert("expires_at".to_owned(), n(invitation.expires_at));
+    item.insert("expires_at_ms".to_owned(), n(invitation.expires_at));
     let (status, by, at) = status_parts(&invitation.status);
     item.insert("status".to_owned(), s(status));
     if let Some(by) = by {
@@ -788,7 +790,7 @@ fn decode_invitation(item: &Item) -> Result<Invitation, StoreError> {
         },
         invited_by: parse_id(UserId::parse(text("invited_by")?), item, "invited_by")?,
         created_at: number("created_at")?,
-        expires_at: number("expires_at")?,
+        expires_at: number("expires_at_ms")?,
         status,
     })
 }
@@ -889,7 +891,7 @@ impl Invitations for DynamoRegistry {
                 .table_name(&self.table)
                 .key(PK, s(invite_pk(id.as_str())))
                 .key(SK, s(META_SK))
-                .condition_expression("#status = :pending AND expires_at > :now")
+                .condition_expression("#status = :pending AND expires_at_ms > :now")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":pending", s("pending"))
                 .expression_attribute_values(":now", n(now))

@@ -5,6 +5,7 @@
 
 mod dynamo;
 mod enrollment;
+mod invitations;
 mod iot;
 mod sqs;
 mod support;
