@@ -5,6 +5,8 @@
 //! Used by the in-memory adapters' tests here, by `hearth-aws` against moto server, and by the
 //! local stack's embedded adapters.
 
+use std::future::Future;
+
 use futures_util::future::join_all;
 use hearth_domain::device::{
     Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role, UserId,
@@ -513,9 +515,41 @@ pub async fn registry_and_state_are_separate(
     );
 }
 
+/// Whether a backing store isolates concurrent transactions, so that the suites may race
+/// requests against it. moto server does not (its `TransactWriteItems` is neither locked nor
+/// isolated between requests): against it the racing steps run one after the other, and the
+/// single-winner property rests on DynamoDB's documented transaction isolation and the
+/// conditions the sequential steps do check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Races {
+    /// Race concurrent requests (real isolation).
+    Concurrent,
+    /// Send the racing requests one after the other.
+    Sequential,
+}
+
+/// Runs `requests` concurrently or one after the other.
+async fn race<F: Future>(races: Races, requests: Vec<F>) -> Vec<F::Output> {
+    match races {
+        Races::Concurrent => join_all(requests).await,
+        Races::Sequential => {
+            let mut results = Vec::with_capacity(requests.len());
+            for request in requests {
+                results.push(request.await);
+            }
+            results
+        }
+    }
+}
+
 /// The [`Enrollment`] contract: registration with unique serials, single-use atomic claims,
 /// release. `registry` and `enrollment` must be the same adapter.
-pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollment, prefix: &str) {
+pub async fn enrollment(
+    registry: &dyn DeviceRegistry,
+    enrollment: &dyn Enrollment,
+    prefix: &str,
+    races: Races,
+) {
     let product = id(ProductId::parse(format!("{prefix}-lamp")));
     let maker = id(UserId::parse(format!("{prefix}-maker")));
     let home = id(HouseholdId::parse(format!("{prefix}-e-home")));
@@ -612,10 +646,12 @@ pub async fn enrollment(registry: &dyn DeviceRegistry, enrollment: &dyn Enrollme
         .map(|i| id(HouseholdId::parse(format!("{prefix}-e-race-{i}"))))
         .collect();
     let code = hash(4);
-    let results = join_all(
+    let results = race(
+        races,
         households
             .iter()
-            .map(|h| enrollment.claim(&code, h, None, 40)),
+            .map(|h| enrollment.claim(&code, h, None, 40))
+            .collect(),
     )
     .await;
     let winners: Vec<&Device> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
@@ -735,6 +771,7 @@ pub async fn invitations(
     registry: &dyn DeviceRegistry,
     invitations: &dyn crate::Invitations,
     prefix: &str,
+    races: Races,
 ) {
     use crate::InvitationError;
     use hearth_domain::device::InvitationId;
@@ -852,10 +889,12 @@ pub async fn invitations(
         InvitationStatus::Revoked { at: 3_001 },
         InvitationStatus::Declined { at: 3_001 },
     ];
-    let results = join_all(
+    let results = race(
+        races,
         statuses
             .iter()
-            .map(|s| invitations.close_invitation(&to_carol.id, s.clone(), 3_000)),
+            .map(|s| invitations.close_invitation(&to_carol.id, s.clone(), 3_000))
+            .collect(),
     )
     .await;
     assert_eq!(

@@ -334,13 +334,25 @@ mod tests {
     #[tokio::test]
     async fn memory_invitations_pass_the_contract() {
         let registry = MemoryRegistry::default();
-        crate::contract::invitations(&registry, &registry, "mem").await;
+        crate::contract::invitations(
+            &registry,
+            &registry,
+            "mem",
+            crate::contract::Races::Concurrent,
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn memory_enrollment_passes_the_contract() {
         let registry = MemoryRegistry::default();
-        crate::contract::enrollment(&registry, &registry, "mem").await;
+        crate::contract::enrollment(
+            &registry,
+            &registry,
+            "mem",
+            crate::contract::Races::Concurrent,
+        )
+        .await;
     }
 
     #[tokio::test]

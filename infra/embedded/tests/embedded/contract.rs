@@ -33,7 +33,7 @@ async fn registry_passes_the_contract() {
 async fn enrollment_passes_the_contract() {
     let (dir, db) = fresh();
     let registry = db.registry();
-    contract::enrollment(&registry, &registry, "emb").await;
+    contract::enrollment(&registry, &registry, "emb", contract::Races::Concurrent).await;
     // The claim index and serials survive a reopen: a released device is claimable again.
     drop((registry, db));
     let db = match hearth_embedded::Db::open(dir.path()) {
@@ -48,7 +48,7 @@ async fn enrollment_passes_the_contract() {
 async fn invitations_pass_the_contract() {
     let (_dir, db) = fresh();
     let registry = db.registry();
-    contract::invitations(&registry, &registry, "emb").await;
+    contract::invitations(&registry, &registry, "emb", contract::Races::Concurrent).await;
 }
 
 #[tokio::test]
