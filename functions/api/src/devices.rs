@@ -50,8 +50,17 @@ pub(crate) async fn visible(
     caller: &Caller,
     id: &str,
 ) -> Result<(Device, Role), Problem> {
-    let id = DeviceId::parse(id).map_err(|_| Problem::not_found())?;
     let memberships = memberships(ports, caller).await?;
+    visible_among(ports, &memberships, id).await
+}
+
+/// [`visible`], with the caller's memberships already read.
+async fn visible_among(
+    ports: Ports<'_>,
+    memberships: &[Membership],
+    id: &str,
+) -> Result<(Device, Role), Problem> {
+    let id = DeviceId::parse(id).map_err(|_| Problem::not_found())?;
     if memberships.is_empty() {
         return Err(Problem::not_found());
     }
@@ -312,12 +321,12 @@ pub async fn transfer(
     id: &str,
     request: &Request<Bytes>,
 ) -> Result<Response<Bytes>, Problem> {
-    let (device, role) = visible(ports, caller, id).await?;
+    let memberships = memberships(ports, caller).await?;
+    let (device, role) = visible_among(ports, &memberships, id).await?;
     owners_only(role, "transfer a device")?;
     let Transfer { household_id } = json_body(request)?;
     let from = device.household.clone().ok_or_else(Problem::not_found)?;
-    let target = memberships(ports, caller)
-        .await?
+    let target = memberships
         .into_iter()
         .find(|m| m.household.as_str() == household_id)
         .ok_or_else(|| Problem {

@@ -14,23 +14,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::devices::{iot, owners_only, store, summary, visible};
-use crate::request::{json, json_body, optional_json_body};
+use crate::request::{json, json_body, now_ms, optional_json_body, random};
 use crate::{Caller, Kind, Ports, Problem};
 
 /// The longest CSR accepted (a P-256 or RSA-4096 CSR is well under this).
 const MAX_CSR_BYTES: usize = 8 * 1024;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn random<const N: usize>() -> Result<[u8; N], Problem> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| Problem::internal(&e))?;
-    Ok(bytes)
-}
 
 fn enroll(e: EnrollError) -> Problem {
     match e {

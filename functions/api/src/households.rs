@@ -15,7 +15,11 @@ use crate::request::{json, json_body};
 use crate::{Caller, Kind, Ports, Problem};
 
 /// The caller's membership of household `id`, or a 404 (another household does not exist).
-async fn membership(ports: Ports<'_>, caller: &Caller, id: &str) -> Result<Membership, Problem> {
+pub(crate) async fn membership(
+    ports: Ports<'_>,
+    caller: &Caller,
+    id: &str,
+) -> Result<Membership, Problem> {
     let id = HouseholdId::parse(id).map_err(|_| Problem::not_found())?;
     ports
         .registry

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use hearth_domain::device::{HouseholdId, InvitationId, Role};
-use hearth_domain::enrollment::new_thing_name;
+use hearth_domain::enrollment::new_invitation_id;
 use hearth_domain::sharing::{INVITATION_TTL_MS, Invitation, InvitationStatus, normalize_email};
 use hearth_ports::InvitationError;
 use http::{Request, Response, StatusCode};
@@ -12,14 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::devices::{owners_only, store};
-use crate::request::{json, json_body};
+use crate::households;
+use crate::request::{json, json_body, now_ms, random};
 use crate::{Caller, Kind, Ports, Problem};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 fn view(invitation: &Invitation, now: u64) -> Value {
     let status = match &invitation.status {
@@ -57,24 +52,16 @@ fn close_error(e: InvitationError) -> Problem {
     }
 }
 
-/// The caller's owner membership of household `id` (404 if not a member, 403 if a member).
+/// The caller's household `id` if they own it (404 if not a member, 403 if a member).
 async fn owned(
     ports: Ports<'_>,
     caller: &Caller,
     id: &str,
     action: &str,
 ) -> Result<HouseholdId, Problem> {
-    let id = HouseholdId::parse(id).map_err(|_| Problem::not_found())?;
-    let membership = ports
-        .registry
-        .memberships(&caller.user)
-        .await
-        .map_err(store)?
-        .into_iter()
-        .find(|m| m.household == id)
-        .ok_or_else(Problem::not_found)?;
+    let membership = households::membership(ports, caller, id).await?;
     owners_only(membership.role, action)?;
-    Ok(id)
+    Ok(membership.household)
 }
 
 #[derive(Deserialize)]
@@ -95,12 +82,7 @@ pub async fn create(
     let Invite { email, role } = json_body(request)?;
     let email = normalize_email(&email)
         .map_err(|reason| Problem::invalid("/email", format!("email {reason}.")))?;
-    let mut entropy = [0u8; 16];
-    getrandom::fill(&mut entropy).map_err(|e| Problem::internal(&e))?;
-    // The same 128-bit opaque form as thing names, with its own prefix.
-    let random = new_thing_name(entropy);
-    let id = InvitationId::parse(format!("inv-{}", &random.as_str()[4..]))
-        .map_err(|e| Problem::internal(&e))?;
+    let id = new_invitation_id(random()?);
     let now = now_ms();
     let invitation = Invitation {
         id,

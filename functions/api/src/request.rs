@@ -8,6 +8,20 @@ use serde_json::Value;
 
 use crate::problem::{Kind, Problem};
 
+/// The milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `N` random bytes from the operating system.
+pub fn random<const N: usize>() -> Result<[u8; N], Problem> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| Problem::internal(&e))?;
+    Ok(bytes)
+}
+
 /// The largest request body any route accepts (a desired document is at most 8 KB of state).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 

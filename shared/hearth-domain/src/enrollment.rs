@@ -43,6 +43,13 @@ fn base32(bytes: &[u8], chars: usize) -> String {
     out
 }
 
+/// A new invitation id, `inv-` and 26 base-32 characters (lower case, 128 random bits).
+pub fn new_invitation_id(entropy: [u8; THING_ENTROPY_BYTES]) -> crate::device::InvitationId {
+    let id = format!("inv-{}", base32(&entropy, 26).to_ascii_lowercase());
+    crate::device::InvitationId::parse(id)
+        .unwrap_or_else(|_| unreachable!("generated invitation ids are valid"))
+}
+
 /// A new opaque thing name, `hth-` and 26 base-32 characters (lower case).
 pub fn new_thing_name(entropy: [u8; THING_ENTROPY_BYTES]) -> DeviceId {
     let name = format!("hth-{}", base32(&entropy, 26).to_ascii_lowercase());

@@ -272,6 +272,15 @@ fn built<T>(result: Result<T, BuildError>) -> Result<T, StoreError> {
 }
 
 /// A conditional `Put` of an item whose key must not exist yet.
+/// A transaction step writing `item` as it is.
+fn put(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build();
+    Ok(TransactWriteItem::builder().put(built(put)?).build())
+}
+
 fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
         .table_name(table)
@@ -688,11 +697,7 @@ impl Enrollment for DynamoRegistry {
                 .build();
             let mut items = vec![TransactWriteItem::builder().update(built(update)?).build()];
             if let Some(hash) = &device.claim_code_hash {
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(claim_item(hash, id)))
-                    .build();
-                items.push(TransactWriteItem::builder().put(built(put)?).build());
+                items.push(put(&self.table, claim_item(hash, id))?);
             }
             match self.transact(items).await? {
                 Transacted::Done => {
@@ -914,11 +919,7 @@ impl Invitations for DynamoRegistry {
                     household: invitation.household.clone(),
                     role: invitation.role,
                 };
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(membership_item(&membership)))
-                    .build();
-                items.push(TransactWriteItem::builder().put(built(put)?).build());
+                items.push(put(&self.table, membership_item(&membership))?);
             }
             match self.transact(items).await? {
                 Transacted::Done => {
