@@ -41,7 +41,10 @@ use serde::{Deserialize, Serialize};
 use crate::EmbeddedError;
 use crate::db::Shared;
 
-fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, EmbeddedError> {
+pub(crate) fn encode<T: Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, EmbeddedError> {
     serde_json::to_vec(value).map_err(|e| EmbeddedError::encode(what, e))
 }
 
@@ -49,7 +52,7 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Em
     serde_json::from_slice(bytes).map_err(|e| EmbeddedError::corrupt(what, e))
 }
 
-fn get<T: DeserializeOwned>(
+pub(crate) fn get<T: DeserializeOwned>(
     keyspace: &Keyspace,
     what: &'static str,
     key: &[u8],
@@ -100,10 +103,13 @@ fn scan<T: DeserializeOwned>(
         })
 }
 
-/// The [`StateStore`]: read, [`DeviceState::merge`], write, under a per-device lock.
+/// The [`StateStore`]: read, [`DeviceState::merge`], write, under a per-device lock; with
+/// deferred writes (see [`Db::deferred_state_store`](crate::Db::deferred_state_store)), the
+/// write waits for the next [`checkpoint`](Self::checkpoint).
 #[derive(Clone)]
 pub struct EmbeddedStateStore {
     shared: Arc<Shared>,
+    deferred: bool,
 }
 
 impl std::fmt::Debug for EmbeddedStateStore {
@@ -113,8 +119,16 @@ impl std::fmt::Debug for EmbeddedStateStore {
 }
 
 impl EmbeddedStateStore {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(shared: Arc<Shared>, deferred: bool) -> Self {
+        Self { shared, deferred }
+    }
+
+    /// Writes every state applied with deferred writes and not yet written (by any adapter of
+    /// this database) in one batch; returns how many devices were written. Once it returns,
+    /// those writes survive a crash of the process (an fsync, [`Db::persist`](crate::Db::persist),
+    /// also survives a power loss).
+    pub fn checkpoint(&self) -> Result<usize, EmbeddedError> {
+        self.shared.checkpoint_state()
     }
 
     fn apply_now(&self, thing: &DeviceId, update: &DeviceState) -> Result<Changes, EmbeddedError> {
@@ -124,7 +138,7 @@ impl EmbeddedStateStore {
             Some(_) => true,
             None => match get::<DeviceState>(&self.shared.state, "state", key)? {
                 Some(stored) => {
-                    cache.insert(key, stored);
+                    cache.insert(key, stored, false);
                     true
                 }
                 None => false,
@@ -136,6 +150,14 @@ impl EmbeddedStateStore {
             None => &mut fresh,
         };
         let changes = state.merge(update);
+        if self.deferred {
+            if !existed {
+                cache.insert(key, fresh, true);
+            } else if changes.any() {
+                cache.set_dirty(key, true);
+            }
+            return Ok(changes);
+        }
         if changes.any() || !existed {
             let written = encode("state", &*state).and_then(|value| {
                 self.shared
@@ -144,8 +166,9 @@ impl EmbeddedStateStore {
                     .map_err(EmbeddedError::storage)
             });
             match written {
-                Ok(()) if !existed => cache.insert(key, fresh),
-                Ok(()) => {}
+                Ok(()) if !existed => cache.insert(key, fresh, false),
+                // The write holds whatever deferred changes the entry had.
+                Ok(()) => cache.set_dirty(key, false),
                 Err(e) => {
                     // The cached entry was merged in place: drop it so it never runs ahead.
                     cache.remove(key);

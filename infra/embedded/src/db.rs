@@ -9,6 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 
+use hearth_domain::projection::DeviceState;
+
 use crate::EmbeddedError;
 use crate::adapters::{EmbeddedDeadLetters, EmbeddedRegistry, EmbeddedStateStore};
 use crate::queue::{Queue, QueueConfig, QueueCore};
@@ -105,7 +107,10 @@ pub(crate) struct Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // A clean close leaves everything durable.
+        // A clean close leaves everything durable, deferred state writes included.
+        if let Err(e) = self.checkpoint_state() {
+            tracing::error!(error = %e, "final state checkpoint failed");
+        }
         if let Err(e) = self.db.persist(PersistMode::SyncAll) {
             tracing::error!(error = %e, "final fsync failed");
         }
@@ -170,6 +175,12 @@ impl Db {
         })
     }
 
+    /// What the handles share (for the crate's unit tests).
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
     /// The database folder (`<data dir>/db`).
     pub fn path(&self) -> &Path {
         &self.inner.shared.path
@@ -211,7 +222,19 @@ impl Db {
 
     /// The state projection store ([`hearth_ports::StateStore`]).
     pub fn state_store(&self) -> EmbeddedStateStore {
-        EmbeddedStateStore::new(Arc::clone(&self.inner.shared))
+        EmbeddedStateStore::new(Arc::clone(&self.inner.shared), false)
+    }
+
+    /// The state projection adapter with deferred writes: `apply` merges into the cache (which
+    /// every adapter of this database reads through, so the result is visible at once) and
+    /// [`EmbeddedStateStore::checkpoint`] writes every device changed since the last one in one
+    /// batch: a device updated many times between two checkpoints is written once. A crash
+    /// loses what was applied after the last checkpoint, so a consumer acknowledges its input
+    /// (deletes the queue messages) only after a checkpoint; the queue then redelivers the rest,
+    /// and [`DeviceState::merge`] is order-insensitive and idempotent. [`Db::persist`] and
+    /// closing the database checkpoint too.
+    pub fn deferred_state_store(&self) -> EmbeddedStateStore {
+        EmbeddedStateStore::new(Arc::clone(&self.inner.shared), true)
     }
 
     /// The registry ([`hearth_ports::DeviceRegistry`]).
@@ -241,9 +264,11 @@ impl Db {
         self.inner.shared.commit_with_ids(1, |_, _| {})
     }
 
-    /// A durability barrier: resolves once every write committed before the call is fsynced.
-    /// Concurrent callers (and queue sends) share one fsync.
+    /// A durability barrier: checkpoints deferred state writes, then resolves once every write
+    /// committed before the call is fsynced. Concurrent callers (and queue sends) share one
+    /// fsync.
     pub async fn persist(&self) -> Result<(), EmbeddedError> {
+        self.inner.shared.checkpoint_state()?;
         self.inner.shared.syncer.barrier().await
     }
 }
@@ -311,13 +336,19 @@ fn stripe_index(key: &[u8]) -> usize {
     usize::try_from(hash % STRIPES as u64).unwrap_or(0)
 }
 
-/// Decoded state projections of one stripe, kept write-through: an entry always equals what
-/// the database holds for its key (an entry whose write failed is removed), so a read-modify-write
-/// skips reading and decoding the stored value. Bounded: a full stripe is emptied and refills
-/// from the database.
+/// Decoded state projections of one stripe. An entry is *clean* (equal to what the database
+/// holds for its key: an entry whose write failed is removed) or *dirty* (a deferred write,
+/// newer than the database; see [`Db::deferred_state_store`]), so a read-modify-write skips
+/// reading and decoding the stored value. Bounded: a full stripe drops its clean entries, which
+/// refill from the database; dirty entries stay until a checkpoint writes them.
 #[derive(Default)]
 pub(crate) struct StateCache {
-    entries: HashMap<Box<[u8]>, hearth_domain::projection::DeviceState>,
+    entries: HashMap<Box<[u8]>, Cached>,
+}
+
+struct Cached {
+    state: DeviceState,
+    dirty: bool,
 }
 
 /// Cached projections per stripe (256 stripes: up to 256 Ki devices cached); tiny under
@@ -325,25 +356,69 @@ pub(crate) struct StateCache {
 const STATE_CACHE_PER_STRIPE: usize = if cfg!(test) { 2 } else { 1024 };
 
 impl StateCache {
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&hearth_domain::projection::DeviceState> {
-        self.entries.get(key)
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&DeviceState> {
+        self.entries.get(key).map(|c| &c.state)
     }
 
-    pub(crate) fn get_mut(
-        &mut self,
-        key: &[u8],
-    ) -> Option<&mut hearth_domain::projection::DeviceState> {
-        self.entries.get_mut(key)
+    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut DeviceState> {
+        self.entries.get_mut(key).map(|c| &mut c.state)
     }
 
-    pub(crate) fn insert(&mut self, key: &[u8], state: hearth_domain::projection::DeviceState) {
+    /// Caches `state`, clean (`dirty: false`: the database holds it) or not.
+    pub(crate) fn insert(&mut self, key: &[u8], state: DeviceState, dirty: bool) {
         if self.entries.len() >= STATE_CACHE_PER_STRIPE {
-            self.entries.clear();
+            self.entries.retain(|_, c| c.dirty);
         }
-        self.entries.insert(key.into(), state);
+        self.entries.insert(key.into(), Cached { state, dirty });
+    }
+
+    /// Marks a cached entry as written to the database (`false`) or not (`true`).
+    pub(crate) fn set_dirty(&mut self, key: &[u8], dirty: bool) {
+        if let Some(cached) = self.entries.get_mut(key) {
+            cached.dirty = dirty;
+        }
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) {
         self.entries.remove(key);
+    }
+}
+
+impl Shared {
+    /// Writes every dirty cached state in one batch (handed to the OS like every commit) and
+    /// marks it clean. Returns how many were written. On failure nothing is marked clean.
+    pub(crate) fn checkpoint_state(&self) -> Result<usize, EmbeddedError> {
+        let mut batch = self.batch();
+        let mut written: Vec<Box<[u8]>> = Vec::new();
+        for stripe in &self.state_cache {
+            let mut cache = lock(stripe);
+            for (key, cached) in cache.entries.iter_mut().filter(|(_, c)| c.dirty) {
+                let value = match crate::adapters::encode("state", &cached.state) {
+                    Ok(value) => value,
+                    Err(e) => {
+                        drop(cache);
+                        self.mark_dirty(&written);
+                        return Err(e);
+                    }
+                };
+                batch.insert(&self.state, key.to_vec(), value);
+                cached.dirty = false;
+                written.push(key.clone());
+            }
+        }
+        if written.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = batch.commit() {
+            self.mark_dirty(&written);
+            return Err(EmbeddedError::storage(e));
+        }
+        Ok(written.len())
+    }
+
+    fn mark_dirty(&self, keys: &[Box<[u8]>]) {
+        for key in keys {
+            self.state_cache(key).set_dirty(key, true);
+        }
     }
 }

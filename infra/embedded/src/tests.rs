@@ -134,3 +134,93 @@ async fn the_state_cache_evicts_and_always_agrees_with_the_database() {
         );
     }
 }
+
+#[tokio::test]
+async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
+    use hearth_domain::device::DeviceId;
+    use hearth_domain::ingest::{Parsed, parse};
+    use hearth_domain::projection::DeviceState;
+    use hearth_ports::StateStore;
+
+    let dir = ok(tempfile::tempdir(), "tempdir");
+    let db = ok(Db::open(dir.path()), "open");
+    let deferred = db.deferred_state_store();
+    let update = |n: usize, seq: u64| {
+        let envelope = format!(
+            r#"{{"thing":"dev-{n}","topic":"dt/p/dev-{n}/telemetry","received_at":{seq},"seq":{seq}}}"#
+        );
+        match ok(parse(&envelope), "envelope") {
+            Parsed::Message(message) => message.to_update(),
+            Parsed::Ignored(why) => panic!("ignored: {why}"),
+        }
+    };
+    let id = |n: usize| ok(DeviceId::parse(format!("dev-{n}")), "id");
+    let seq = |state: Option<DeviceState>| {
+        state
+            .and_then(|s| s.telemetry)
+            .and_then(|t| t.payload.get("seq").and_then(|v| v.as_u64()))
+    };
+    let stored = |n: usize| {
+        let key = format!("dev-{n}");
+        let state: Option<DeviceState> = ok(
+            crate::adapters::get(&db.shared().state, "state", key.as_bytes()),
+            "read the database",
+        );
+        seq(state)
+    };
+    // 2,000 devices, 3 updates each: far more than the 2 entries per stripe the cache keeps under
+    // `cfg(test)`, so only dirty entries can be holding them.
+    for round in 1..=3_u64 {
+        for n in 0..2_000 {
+            ok(deferred.apply(&id(n), &update(n, round)).await, "apply");
+        }
+    }
+    for n in [0, 7, 1_999] {
+        assert_eq!(seq(ok(deferred.get_state(&id(n)).await, "get")), Some(3));
+        assert_eq!(stored(n), None, "dev-{n} written before a checkpoint");
+    }
+    // Another adapter of the same database reads the deferred state too.
+    assert_eq!(
+        seq(ok(db.state_store().get_state(&id(7)).await, "get")),
+        Some(3)
+    );
+
+    assert_eq!(
+        ok(deferred.checkpoint(), "checkpoint"),
+        2_000,
+        "one write per device"
+    );
+    for n in 0..2_000 {
+        assert_eq!(stored(n), Some(3), "dev-{n}");
+    }
+    assert_eq!(
+        ok(deferred.checkpoint(), "checkpoint"),
+        0,
+        "nothing changed since"
+    );
+
+    // An older message changes nothing: nothing to write.
+    ok(deferred.apply(&id(7), &update(7, 1)).await, "apply");
+    assert_eq!(ok(deferred.checkpoint(), "checkpoint"), 0);
+    // A write-through apply writes the deferred changes with its own.
+    ok(deferred.apply(&id(8), &update(8, 4)).await, "apply");
+    ok(db.state_store().apply(&id(9), &update(9, 4)).await, "apply");
+    ok(deferred.apply(&id(9), &update(9, 5)).await, "apply");
+    ok(db.state_store().apply(&id(9), &update(9, 6)).await, "apply");
+    assert_eq!(stored(9), Some(6));
+    assert_eq!(
+        ok(deferred.checkpoint(), "checkpoint"),
+        1,
+        "only dev-8 was dirty"
+    );
+    assert_eq!(stored(8), Some(4));
+
+    // Closing the database writes what is still deferred.
+    ok(deferred.apply(&id(10), &update(10, 9)).await, "apply");
+    drop((deferred, db));
+    let db = ok(Db::open(dir.path()), "reopen");
+    assert_eq!(
+        seq(ok(db.state_store().get_state(&id(10)).await, "get")),
+        Some(9)
+    );
+}

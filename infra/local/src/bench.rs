@@ -1,5 +1,9 @@
 //! `hearth-local bench`: both throughput figures of the local stack in one run, on one stack.
 //!
+//! (0) TCP floor: the same publishers (`hearth-local simulate --raw`) against a listener in this
+//!     process that only parses each packet and acknowledges it (one write for everything one
+//!     read brought): no broker, no routing, nothing stored. What any broker on this machine
+//!     pays at least for these connections: it bounds (a) and (b) from above.
 //! (a) raw passthrough: publishers (a separate `hearth-local simulate --raw` process, QoS 1,
 //!     on `bench/raw/<thing>`, a topic no rule matches) → the embedded broker → an in-process
 //!     subscriber that only counts;
@@ -11,16 +15,21 @@
 //! message, (b) from the first to the last message the state processor finished.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
+use tokio::task::JoinSet;
 
 use crate::stack::{Config, Stack, StackError};
+use crate::wire;
 
 /// The offered load of each phase.
 #[derive(Debug, Clone, Copy)]
@@ -56,11 +65,13 @@ impl Phase {
     }
 }
 
-/// Both phases.
+/// Every phase.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// The offered load.
     pub load: Load,
+    /// (0) TCP floor.
+    pub floor: Phase,
     /// (a) raw passthrough.
     pub raw: Phase,
     /// (b) full pipeline.
@@ -75,6 +86,18 @@ impl fmt::Display for Outcome {
             self.load.devices,
             self.load.rate,
             self.load.duration.as_secs()
+        )?;
+        writeln!(
+            f,
+            "(0) TCP floor:       {} messages in {:.2} s = {:.0} msg/s (no broker: a listener that only acknowledges)",
+            self.floor.messages,
+            self.floor.window.as_secs_f64(),
+            self.floor.rate()
+        )?;
+        writeln!(
+            f,
+            "    publishers: {}",
+            self.floor.publisher.trim().replace('\n', "\n    ")
         )?;
         writeln!(
             f,
@@ -109,25 +132,32 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Starts a stack with `config`, runs both phases, stops the stack. The stack lets anonymous
+/// Measures the TCP floor, then starts a stack with `config`, runs both phases, stops the stack. The stack lets anonymous
 /// clients in (`allow_anonymous`): the raw phase publishes on `bench/raw/...` and counts with an
 /// in-process subscriber, neither of which the device policy allows. The pipeline phase's
 /// devices are provisioned through the owner API all the same and connect with their
 /// credentials.
 pub async fn run(mut config: Config, load: Load) -> Result<Outcome, StackError> {
     config.allow_anonymous = true;
+    let floor = floor_phase(config.mqtt.ip(), load).await?;
     let stack = Stack::start(config).await?;
     let raw = raw_phase(&stack, load).await;
     let pipeline = pipeline_phase(&stack, load).await;
     stack.stop().await;
     Ok(Outcome {
         load,
+        floor,
         raw: raw?,
         pipeline: pipeline?,
     })
 }
 
-async fn publishers(stack: &Stack, load: Load, raw: bool) -> Result<String, StackError> {
+async fn publishers(
+    mqtt: SocketAddr,
+    http: SocketAddr,
+    load: Load,
+    raw: bool,
+) -> Result<String, StackError> {
     let exe = std::env::current_exe()?;
     let mut command = Command::new(exe);
     command
@@ -135,8 +165,8 @@ async fn publishers(stack: &Stack, load: Load, raw: bool) -> Result<String, Stac
         .args(["--devices", &load.devices.to_string()])
         .args(["--rate", &load.rate.to_string()])
         .args(["--duration", &load.duration.as_secs().to_string()])
-        .args(["--mqtt", &stack.mqtt_addr().to_string()])
-        .args(["--http", &stack.http_addr().to_string()])
+        .args(["--mqtt", &mqtt.to_string()])
+        .args(["--http", &http.to_string()])
         .args(["--prefix", if raw { "raw" } else { "bench" }])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -150,6 +180,104 @@ async fn publishers(stack: &Stack, load: Load, raw: bool) -> Result<String, Stac
     }
     child.wait().await?;
     Ok(out)
+}
+
+/// Arrivals: how many, the first and the last.
+#[derive(Default)]
+struct Arrivals {
+    count: AtomicU64,
+    first: std::sync::OnceLock<Instant>,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Arrivals {
+    fn arrived(&self, n: u64) {
+        let now = Instant::now();
+        let _ = self.first.set(now);
+        self.count.fetch_add(n, Ordering::Relaxed);
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+    }
+
+    fn phase(&self, publisher: String) -> Phase {
+        let last = *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = match (self.first.get(), last) {
+            (Some(first), Some(last)) => last.duration_since(*first),
+            _ => Duration::ZERO,
+        };
+        Phase {
+            messages: self.count.load(Ordering::Relaxed),
+            window,
+            publisher,
+        }
+    }
+}
+
+async fn floor_phase(ip: IpAddr, load: Load) -> Result<Phase, StackError> {
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
+    let addr = listener.local_addr()?;
+    let arrivals = Arc::new(Arrivals::default());
+    let acceptor = {
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.spawn(acknowledge(stream, arrivals.clone()));
+            }
+        })
+    };
+    // The publishers' --http is not used with --raw.
+    let publisher = publishers(addr, addr, load, true).await;
+    acceptor.abort();
+    Ok(arrivals.phase(publisher?))
+}
+
+/// The TCP floor's listener side of one connection: CONNACK, PUBACK, PINGRESP, nothing else.
+async fn acknowledge(mut stream: TcpStream, arrivals: Arc<Arrivals>) {
+    if stream.set_nodelay(true).is_err() {
+        return;
+    }
+    let mut read = BytesMut::with_capacity(4096);
+    let mut write = Vec::with_capacity(256);
+    loop {
+        match stream.read_buf(&mut read).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut published = 0;
+        loop {
+            match wire::next(&mut read) {
+                Ok(Some(wire::Incoming::Publish { id, .. })) => {
+                    published += 1;
+                    if let Some(id) = id {
+                        wire::puback(&mut write, id);
+                    }
+                }
+                // CONNECT: accepted.
+                Ok(Some(wire::Incoming::Other(1))) => write.extend_from_slice(&[0x20, 2, 0, 0]),
+                // PINGREQ.
+                Ok(Some(wire::Incoming::Other(12))) => write.extend_from_slice(&[0xD0, 0]),
+                // DISCONNECT.
+                Ok(Some(wire::Incoming::Other(14))) | Err(_) => return,
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+            }
+        }
+        if published > 0 {
+            arrivals.arrived(published);
+        }
+        if !write.is_empty() {
+            if stream.write_all(&write).await.is_err() {
+                return;
+            }
+            write.clear();
+        }
+    }
 }
 
 async fn raw_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {
@@ -186,7 +314,7 @@ async fn raw_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {
     };
     // Let the subscription settle before the publishers start.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let publisher = publishers(stack, load, true).await?;
+    let publisher = publishers(stack.mqtt_addr(), stack.http_addr(), load, true).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     counter.abort();
     let _ = client.disconnect().await;
@@ -233,7 +361,7 @@ async fn pipeline_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> 
             }
         })
     };
-    let publisher = publishers(stack, load, false).await?;
+    let publisher = publishers(stack.mqtt_addr(), stack.http_addr(), load, false).await?;
     let (messages, window) = sampler
         .await
         .map_err(|e| StackError::Bench(e.to_string()))?;

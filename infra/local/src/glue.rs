@@ -41,6 +41,9 @@ pub fn rule_count(routing: &Routing) -> usize {
 /// The most batches of one event source processed at once locally.
 const LOCAL_POLLERS: usize = 2;
 
+/// The longest a handled message waits for its checkpoint and delete.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// An SQS event source as the pipeline runs it.
 pub struct ConsumerSpec {
     /// Function logical id.
@@ -55,6 +58,8 @@ pub struct ConsumerSpec {
     pub batching_window: Duration,
     /// Parallel batches.
     pub concurrency: usize,
+    /// How often finished messages are checkpointed and deleted.
+    pub checkpoint_every: Duration,
     /// The function's environment, resolved.
     pub environment: BTreeMap<String, String>,
 }
@@ -79,6 +84,14 @@ pub fn consumers(routing: &Routing) -> Vec<ConsumerSpec> {
                     usize::try_from(n).unwrap_or(LOCAL_POLLERS)
                 })
                 .clamp(1, LOCAL_POLLERS),
+            // Longer intervals write each device's state less often; a quarter of the
+            // visibility timeout at most, so that nothing is redelivered while it waits.
+            checkpoint_every: routing
+                .queues()
+                .get(&c.queue)
+                .map_or(CHECKPOINT_EVERY, |q| {
+                    (q.visibility_timeout / 4).min(CHECKPOINT_EVERY)
+                }),
             environment: c.environment.clone(),
         })
         .collect()
@@ -376,9 +389,11 @@ pub fn queue_for(
     Ok(Arc::new(PipelineQueue(queue.clone())))
 }
 
-/// The state processor, run in-process with the embedded adapters.
+/// The state processor, run in-process with the embedded adapters. Its state store defers
+/// writes to the pipeline's checkpoints (see [`hearth_embedded::Db::deferred_state_store`]).
 struct StateProcessor {
     store: Arc<dyn StateStore>,
+    deferred: hearth_embedded::EmbeddedStateStore,
     dead_letters: Arc<dyn DeadLetterSink>,
     metrics: Arc<Metrics>,
 }
@@ -396,6 +411,13 @@ impl LocalFunction for StateProcessor {
         self.metrics
             .batch(event.records.len(), response.batch_item_failures.len());
         Ok(response)
+    }
+
+    async fn checkpoint(&self) -> Result<(), String> {
+        self.deferred
+            .checkpoint()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -437,12 +459,12 @@ pub fn function_for(
                     ),
                 });
             }
-            let store: Arc<dyn StateStore> = Arc::new(Measured::new(
-                Arc::new(storage.db.state_store()),
-                metrics.clone(),
-            ));
+            let deferred = storage.db.deferred_state_store();
+            let store: Arc<dyn StateStore> =
+                Arc::new(Measured::new(Arc::new(deferred.clone()), metrics.clone()));
             Ok(Arc::new(StateProcessor {
                 store,
+                deferred,
                 dead_letters: Arc::new(storage.db.dead_letters()),
                 metrics,
             }))

@@ -3,13 +3,19 @@
 //! handler did not report as failed (partial batch responses). Messages it does not delete become
 //! visible again after the queue's visibility timeout and, past the queue's max receive count,
 //! move to its dead-letter queue: the queue implements those semantics.
+//!
+//! Deletes are grouped: what the batches finished is deleted every `checkpoint_every`, right
+//! after the function's [`LocalFunction::checkpoint`] has made their effects durable (a function
+//! whose storage defers writes, such as the state processor's, writes each device once per
+//! checkpoint instead of once per message). A crash in between loses no message: the queue
+//! redelivers what was not deleted.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::{error, warn};
 
 /// A message received from a local queue.
@@ -46,6 +52,12 @@ pub trait LocalQueue: Send + Sync {
 pub trait LocalFunction: Send + Sync {
     /// Handles a batch like the Lambda would; `Err` fails the whole batch.
     async fn invoke(&self, event: &SqsEvent) -> Result<SqsBatchResponse, String>;
+
+    /// Makes the effects of the batches handled so far durable; their messages are deleted only
+    /// after it succeeds. The default: nothing is deferred.
+    async fn checkpoint(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// An SQS event source: which queue feeds which function, how.
@@ -63,22 +75,83 @@ pub struct EventSource {
     pub batching_window: Duration,
     /// `ScalingConfig.MaximumConcurrency`: parallel batches.
     pub concurrency: usize,
+    /// How often finished messages are checkpointed and deleted (well under the queue's
+    /// visibility timeout, or they would be redelivered first).
+    pub checkpoint_every: Duration,
 }
 
+/// Receipts of handled messages waiting for the next checkpoint.
+#[derive(Default)]
+struct Finished {
+    receipts: Mutex<Vec<String>>,
+    /// Wakes the checkpointer early when many are waiting.
+    full: Notify,
+}
+
+/// Finished receipts that trigger a checkpoint before the interval ends.
+const CHECKPOINT_RECEIPTS: usize = 1 << 16;
+
 /// Runs an event source until `shutdown` turns true: `concurrency` pollers, each receiving a
-/// batch, invoking the handler and deleting the successes.
+/// batch and invoking the handler, and a checkpointer deleting the successes; once the pollers
+/// have stopped, a last checkpoint deletes what they finished.
 pub async fn run(source: EventSource, shutdown: watch::Receiver<bool>) {
+    let finished = Arc::new(Finished::default());
     let pollers: Vec<_> = (0..source.concurrency.max(1))
-        .map(|_| tokio::spawn(poll(source.clone(), shutdown.clone())))
+        .map(|_| tokio::spawn(poll(source.clone(), finished.clone(), shutdown.clone())))
         .collect();
+    let checkpointer = tokio::spawn(checkpoints(
+        source.clone(),
+        finished.clone(),
+        shutdown.clone(),
+    ));
     for poller in pollers {
         if let Err(e) = poller.await {
             error!(function = %source.function, error = %e, "poller stopped");
         }
     }
+    if let Err(e) = checkpointer.await {
+        error!(function = %source.function, error = %e, "checkpointer stopped");
+    }
+    checkpoint(&source, &finished).await;
 }
 
-async fn poll(source: EventSource, mut shutdown: watch::Receiver<bool>) {
+async fn checkpoints(
+    source: EventSource,
+    finished: Arc<Finished>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        tokio::select! {
+            () = tokio::time::sleep(source.checkpoint_every) => {}
+            () = finished.full.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        checkpoint(&source, &finished).await;
+    }
+}
+
+/// Checkpoints the function, then deletes the messages finished before it.
+async fn checkpoint(source: &EventSource, finished: &Finished) {
+    let receipts = std::mem::take(&mut *lock(&finished.receipts));
+    if receipts.is_empty() {
+        return;
+    }
+    if let Err(e) = source.handler.checkpoint().await {
+        error!(function = %source.function, error = %e, "checkpoint failed; the messages will be redelivered");
+        return;
+    }
+    if let Err(e) = source.queue.delete(&receipts).await {
+        error!(queue = source.queue.name(), error = %e, "delete failed; messages will be redelivered");
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn poll(source: EventSource, finished: Arc<Finished>, mut shutdown: watch::Receiver<bool>) {
     let idle = Duration::from_millis(200);
     while !*shutdown.borrow() {
         let batch = match gather(&source).await {
@@ -96,7 +169,7 @@ async fn poll(source: EventSource, mut shutdown: watch::Receiver<bool>) {
             }
             continue;
         }
-        deliver(&source, batch).await;
+        deliver(&source, &finished, batch).await;
     }
 }
 
@@ -123,7 +196,7 @@ async fn gather(source: &EventSource) -> Result<Vec<Received>, String> {
     Ok(batch)
 }
 
-async fn deliver(source: &EventSource, batch: Vec<Received>) {
+async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>) {
     let mut event = SqsEvent::default();
     event.records = batch.iter().map(|m| record(source, m)).collect();
     let failed: Vec<String> = match source.handler.invoke(&event).await {
@@ -137,13 +210,18 @@ async fn deliver(source: &EventSource, batch: Vec<Received>) {
             return;
         }
     };
-    let done: Vec<String> = batch
-        .into_iter()
-        .filter(|m| !failed.contains(&m.message_id))
-        .map(|m| m.receipt)
-        .collect();
-    if let Err(e) = source.queue.delete(&done).await {
-        error!(queue = source.queue.name(), error = %e, "delete failed; messages will be redelivered");
+    let waiting = {
+        let mut receipts = lock(&finished.receipts);
+        receipts.extend(
+            batch
+                .into_iter()
+                .filter(|m| !failed.contains(&m.message_id))
+                .map(|m| m.receipt),
+        );
+        receipts.len()
+    };
+    if waiting >= CHECKPOINT_RECEIPTS {
+        finished.full.notify_one();
     }
 }
 

@@ -144,6 +144,7 @@ impl Stack {
                 batch_size: consumer.batch_size,
                 batching_window: consumer.batching_window,
                 concurrency: consumer.concurrency,
+                checkpoint_every: consumer.checkpoint_every,
             };
             tasks.spawn(pipeline::run(source, shutdown_rx.clone()));
         }

@@ -10,6 +10,15 @@ async fn state_store_passes_the_contract() {
     contract::state_store(&db.state_store(), "emb").await;
 }
 
+#[tokio::test]
+async fn state_store_with_deferred_writes_passes_the_contract() {
+    let (_dir, db) = fresh();
+    let store = db.deferred_state_store();
+    contract::state_store(&store, "deferred").await;
+    // What it deferred is then written by a checkpoint.
+    assert!(ok(store.checkpoint(), "checkpoint") > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_store_passes_the_contract_on_a_multi_threaded_runtime() {
     let (_dir, db) = fresh();
