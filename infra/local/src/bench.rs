@@ -6,7 +6,7 @@
 //!     pays at least for these connections: it bounds (a) and (b) from above.
 //! (a) raw passthrough: publishers (a separate `hearth-local simulate --raw` process, QoS 1,
 //!     on `bench/raw/<thing>`, a topic no rule matches) → the embedded broker → an in-process
-//!     subscriber that only counts;
+//!     subscriber (a delivery lane of the broker's router, no network) that only counts;
 //! (b) the full pipeline: publishers (a separate `hearth-local simulate` process, QoS 1, on
 //!     `dt/<product>/<thing>/telemetry`, its devices first provisioned through the owner API)
 //!     → broker → topic rules → durable queue → state processor → embedded storage.
@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
@@ -182,6 +181,9 @@ async fn publishers(
     Ok(out)
 }
 
+/// Messages the raw phase's subscriber lane holds before the router waits for it.
+const SUBSCRIBER_LANE: usize = 1 << 16;
+
 /// Arrivals: how many, the first and the last.
 #[derive(Default)]
 struct Arrivals {
@@ -281,55 +283,35 @@ async fn acknowledge(mut stream: TcpStream, arrivals: Arc<Arrivals>) {
 }
 
 async fn raw_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {
-    let count = Arc::new(AtomicU64::new(0));
-    let first = Arc::new(std::sync::OnceLock::<Instant>::new());
-    let last = Arc::new(std::sync::Mutex::new(None::<Instant>));
-    let mqtt = stack.mqtt_addr();
-    let mut options = MqttOptions::new("bench-subscriber", mqtt.ip().to_string(), mqtt.port());
-    options.set_keep_alive(Duration::from_secs(60));
-    options.set_max_packet_size(256 * 1024, 256 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    client
-        .subscribe("bench/raw/#", QoS::AtLeastOnce)
+    let mut subscriber = stack
+        .subscribe_in_process("bench-subscriber", "bench/raw/#", SUBSCRIBER_LANE)
         .await
-        .map_err(|e| StackError::Bench(e.to_string()))?;
+        .ok_or_else(|| StackError::Bench("the broker refused the subscriber".to_owned()))?;
+    let arrivals = Arc::new(Arrivals::default());
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let counter = {
-        let (count, first, last) = (count.clone(), first.clone(), last.clone());
+        let arrivals = arrivals.clone();
         tokio::spawn(async move {
+            let mut done = done_rx;
             loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(_))) => {
-                        let now = Instant::now();
-                        let _ = first.set(now);
-                        count.fetch_add(1, Ordering::Relaxed);
-                        *last
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                tokio::select! {
+                    message = subscriber.recv() => match message {
+                        Some(_) => arrivals.arrived(1),
+                        None => break,
+                    },
+                    _ = &mut done => break,
                 }
             }
+            subscriber.close().await;
         })
     };
-    // Let the subscription settle before the publishers start.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let publisher = publishers(stack.mqtt_addr(), stack.http_addr(), load, true).await?;
+    let publisher = publishers(stack.mqtt_addr(), stack.http_addr(), load, true).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    counter.abort();
-    let _ = client.disconnect().await;
-    let last = *last
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let window = match (first.get(), last) {
-        (Some(first), Some(last)) => last.duration_since(*first),
-        _ => Duration::ZERO,
-    };
-    Ok(Phase {
-        messages: count.load(Ordering::Relaxed),
-        window,
-        publisher,
-    })
+    let _ = done_tx.send(());
+    counter
+        .await
+        .map_err(|e| StackError::Bench(e.to_string()))?;
+    Ok(arrivals.phase(publisher?))
 }
 
 async fn pipeline_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {

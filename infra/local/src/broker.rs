@@ -22,7 +22,7 @@ use mqtt5::broker::events::{
     BrokerEventHandler, ClientConnectEvent, ClientDisconnectEvent, ClientPublishEvent,
     PublishAction,
 };
-use mqtt5::broker::router::MessageRouter;
+use mqtt5::broker::router::{DeliveryLanes, LaneReceivers, MessageRouter, SubscriptionRequest};
 use mqtt5::packet::publish::PublishPacket;
 use mqtt5::types::ReasonCode;
 use serde_json::json;
@@ -154,6 +154,42 @@ impl Hooks {
         Some(replies)
     }
 
+    /// An in-process subscriber (no network, no credentials): what the broker routes to
+    /// `filter` arrives on the returned lanes (QoS 1: a full lane holds the router back briefly,
+    /// then the message waits in the session queue, which only a network client drains).
+    /// `None` if the broker is not attached or refuses the subscription.
+    pub async fn subscribe_in_process(
+        &self,
+        client_id: &str,
+        filter: &str,
+        capacity: usize,
+    ) -> Option<InProcess> {
+        let router = self.router()?;
+        let (lanes, receivers) = DeliveryLanes::channel(capacity);
+        let (takeover, _) = tokio::sync::oneshot::channel();
+        router
+            .register_client(
+                client_id.to_owned(),
+                lanes,
+                router.queue_handle(client_id),
+                takeover,
+            )
+            .await;
+        router
+            .subscribe(SubscriptionRequest::new(
+                client_id,
+                filter,
+                QoS::AtLeastOnce,
+            ))
+            .await
+            .ok()?;
+        Some(InProcess {
+            router,
+            client_id: client_id.to_owned(),
+            receivers,
+        })
+    }
+
     /// Disconnects a client (a policy violation), if the broker is attached.
     pub async fn disconnect(&self, client_id: &str) {
         if let Some(router) = self.router() {
@@ -261,6 +297,26 @@ impl Hooks {
             }
         }
         PublishAction::Continue
+    }
+}
+
+/// A subscriber inside the stack's process (see [`Hooks::subscribe_in_process`]); unregistered
+/// by [`InProcess::close`].
+pub struct InProcess {
+    router: Arc<MessageRouter>,
+    client_id: String,
+    receivers: LaneReceivers,
+}
+
+impl InProcess {
+    /// The next message routed to the subscriber; `None` once the broker dropped it.
+    pub async fn recv(&mut self) -> Option<PublishPacket> {
+        self.receivers.recv().await.map(|m| m.publish)
+    }
+
+    /// Unregisters the subscriber.
+    pub async fn close(self) {
+        self.router.unregister_client(&self.client_id).await;
     }
 }
 

@@ -246,6 +246,18 @@ impl Stack {
         self.http
     }
 
+    /// An in-process subscriber on the broker (see [`Hooks::subscribe_in_process`]).
+    pub async fn subscribe_in_process(
+        &self,
+        client_id: &str,
+        filter: &str,
+        capacity: usize,
+    ) -> Option<crate::broker::InProcess> {
+        self.hooks
+            .subscribe_in_process(client_id, filter, capacity)
+            .await
+    }
+
     /// The stack's counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()

@@ -87,3 +87,42 @@ async fn a_client_cannot_forge_what_only_the_service_publishes() {
     assert_eq!(state["shadow"]["reported"]["lock"], "unlocked");
     stack.stop().await;
 }
+
+/// The benchmark's raw-passthrough subscriber: in the stack's process, no network, every
+/// message in publish order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_subscriber_receives_what_devices_publish() {
+    let dir = tempdir();
+    let stack = start(dir.path()).await;
+    let Some(mut subscriber) = stack
+        .subscribe_in_process("counter", "bench/raw/#", 4)
+        .await
+    else {
+        panic!("no in-process subscriber");
+    };
+    let device = Device::connect(stack.mqtt_addr(), "raw-1", &[]).await;
+    for n in 0..20 {
+        device.publish("bench/raw/raw-1", format!("{n}")).await;
+    }
+    device
+        .publish("elsewhere/raw-1", "not for the counter")
+        .await;
+    for n in 0..20 {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), subscriber.recv()).await;
+        match got {
+            Ok(Some(publish)) => {
+                assert_eq!(publish.topic_name, "bench/raw/raw-1");
+                assert_eq!(&publish.payload[..], format!("{n}").as_bytes());
+            }
+            other => panic!("message {n}: {other:?}"),
+        }
+    }
+    let extra =
+        tokio::time::timeout(std::time::Duration::from_millis(300), subscriber.recv()).await;
+    assert!(
+        extra.is_err(),
+        "a message outside the filter arrived: {extra:?}"
+    );
+    subscriber.close().await;
+    stack.stop().await;
+}
