@@ -82,7 +82,8 @@ impl Metrics {
     }
 }
 
-/// A [`StateStore`] that records publish → stored latency of telemetry carrying a `ts`.
+/// A [`StateStore`] that records publish → state applied latency of telemetry carrying a `ts`
+/// (applied: readable through every adapter; with deferred writes, on disk at the next checkpoint).
 pub struct Measured {
     inner: Arc<dyn StateStore>,
     metrics: Arc<Metrics>,

@@ -71,7 +71,7 @@ pub struct Report {
     pub lost: Vec<String>,
     /// Devices checked.
     pub checked: usize,
-    /// The stack's publish → stored latency percentiles (`/local/metrics`), when reachable.
+    /// The stack's publish → state applied latency percentiles (`/local/metrics`), when reachable.
     pub latency: Option<Value>,
     /// Messages on the stack's dead-letter queues after the run (`/local/queues`).
     pub dead_letters: Option<u64>,
@@ -313,7 +313,9 @@ pub fn summary(report: &Report) -> String {
         report.deltas,
     ));
     if let Some(latency) = &report.latency {
-        out.push_str(&format!("\npublish → stored latency (ms): {latency}"));
+        out.push_str(&format!(
+            "\npublish → state applied latency (ms): {latency}"
+        ));
     }
     if report.checked > 0 {
         out.push_str(&format!(
