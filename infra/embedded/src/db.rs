@@ -385,40 +385,32 @@ impl StateCache {
 }
 
 impl Shared {
-    /// Writes every dirty cached state in one batch (handed to the OS like every commit) and
-    /// marks it clean. Returns how many were written. On failure nothing is marked clean.
+    /// Writes every dirty cached state and marks it clean, one batch per lock stripe, committed
+    /// (handed to the OS) while that stripe is locked: no read-modify-write of its devices, and
+    /// no eviction, can come between the encoding of a state and its commit. Returns how many
+    /// devices were written; on failure what was not committed stays dirty.
     pub(crate) fn checkpoint_state(&self) -> Result<usize, EmbeddedError> {
-        let mut batch = self.batch();
-        let mut written: Vec<Box<[u8]>> = Vec::new();
+        let mut written = 0;
         for stripe in &self.state_cache {
             let mut cache = lock(stripe);
-            for (key, cached) in cache.entries.iter_mut().filter(|(_, c)| c.dirty) {
-                let value = match crate::adapters::encode("state", &cached.state) {
-                    Ok(value) => value,
-                    Err(e) => {
-                        drop(cache);
-                        self.mark_dirty(&written);
-                        return Err(e);
-                    }
-                };
-                batch.insert(&self.state, key.to_vec(), value);
-                cached.dirty = false;
-                written.push(key.clone());
+            let mut batch = None;
+            let mut keys = Vec::new();
+            for (key, cached) in cache.entries.iter().filter(|(_, c)| c.dirty) {
+                let value = crate::adapters::encode("state", &cached.state)?;
+                batch
+                    .get_or_insert_with(|| self.batch())
+                    .insert(&self.state, key.to_vec(), value);
+                keys.push(key.clone());
             }
+            let Some(batch) = batch else {
+                continue;
+            };
+            batch.commit().map_err(EmbeddedError::storage)?;
+            for key in &keys {
+                cache.set_dirty(key, false);
+            }
+            written += keys.len();
         }
-        if written.is_empty() {
-            return Ok(0);
-        }
-        if let Err(e) = batch.commit() {
-            self.mark_dirty(&written);
-            return Err(EmbeddedError::storage(e));
-        }
-        Ok(written.len())
-    }
-
-    fn mark_dirty(&self, keys: &[Box<[u8]>]) {
-        for key in keys {
-            self.state_cache(key).set_dirty(key, true);
-        }
+        Ok(written)
     }
 }
