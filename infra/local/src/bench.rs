@@ -53,6 +53,22 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// Its two lines of the summary.
+    fn show(&self, f: &mut fmt::Formatter<'_>, label: &str, note: &str) -> fmt::Result {
+        writeln!(
+            f,
+            "{label} {} messages in {:.2} s = {:.0} msg/s{note}",
+            self.messages,
+            self.window.as_secs_f64(),
+            self.rate()
+        )?;
+        writeln!(
+            f,
+            "    publishers: {}",
+            self.publisher.trim().replace('\n', "\n    ")
+        )
+    }
+
     /// Messages per second over the window.
     pub fn rate(&self) -> f64 {
         let secs = self.window.as_secs_f64();
@@ -86,42 +102,13 @@ impl fmt::Display for Outcome {
             self.load.rate,
             self.load.duration.as_secs()
         )?;
-        writeln!(
+        self.floor.show(
             f,
-            "(0) TCP floor:       {} messages in {:.2} s = {:.0} msg/s (no broker: a listener that only acknowledges)",
-            self.floor.messages,
-            self.floor.window.as_secs_f64(),
-            self.floor.rate()
+            "(0) TCP floor:      ",
+            " (no broker: a listener that only acknowledges)",
         )?;
-        writeln!(
-            f,
-            "    publishers: {}",
-            self.floor.publisher.trim().replace('\n', "\n    ")
-        )?;
-        writeln!(
-            f,
-            "(a) raw passthrough: {} messages in {:.2} s = {:.0} msg/s",
-            self.raw.messages,
-            self.raw.window.as_secs_f64(),
-            self.raw.rate()
-        )?;
-        writeln!(
-            f,
-            "    publishers: {}",
-            self.raw.publisher.trim().replace('\n', "\n    ")
-        )?;
-        writeln!(
-            f,
-            "(b) full pipeline:   {} messages in {:.2} s = {:.0} msg/s",
-            self.pipeline.messages,
-            self.pipeline.window.as_secs_f64(),
-            self.pipeline.rate()
-        )?;
-        writeln!(
-            f,
-            "    publishers: {}",
-            self.pipeline.publisher.trim().replace('\n', "\n    ")
-        )?;
+        self.raw.show(f, "(a) raw passthrough:", "")?;
+        self.pipeline.show(f, "(b) full pipeline:  ", "")?;
         let ratio = if self.raw.rate() > 0.0 {
             self.pipeline.rate() / self.raw.rate()
         } else {
@@ -131,9 +118,10 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Measures the TCP floor, then starts a stack with `config`, runs both phases, stops the stack. The stack lets anonymous
-/// clients in (`allow_anonymous`): the raw phase publishes on `bench/raw/...` and counts with an
-/// in-process subscriber, neither of which the device policy allows. The pipeline phase's
+/// Measures the TCP floor, then starts a stack with `config`, runs both other phases, stops the
+/// stack. The stack lets anonymous clients in (`allow_anonymous`): the raw phase publishes on
+/// `bench/raw/...` and counts with an in-process subscriber, neither of which the device policy
+/// allows. The pipeline phase's
 /// devices are provisioned through the owner API all the same and connect with their
 /// credentials.
 pub async fn run(mut config: Config, load: Load) -> Result<Outcome, StackError> {
