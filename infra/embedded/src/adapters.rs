@@ -170,8 +170,12 @@ impl EmbeddedStateStore {
                 // The write holds whatever deferred changes the entry had.
                 Ok(()) => cache.set_dirty(key, false),
                 Err(e) => {
-                    // The cached entry was merged in place: drop it so it never runs ahead.
-                    cache.remove(key);
+                    // The cached entry was merged in place: drop it so it never runs ahead of
+                    // the database, unless it holds deferred changes, which the next checkpoint
+                    // must still write (with this update: merging it again is a no-op).
+                    if !cache.is_dirty(key) {
+                        cache.remove(key);
+                    }
                     return Err(e);
                 }
             }

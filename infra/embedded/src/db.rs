@@ -344,6 +344,8 @@ fn stripe_index(key: &[u8]) -> usize {
 #[derive(Default)]
 pub(crate) struct StateCache {
     entries: HashMap<Box<[u8]>, Cached>,
+    /// How many entries are dirty (they cannot be evicted).
+    dirty: usize,
 }
 
 struct Cached {
@@ -364,23 +366,46 @@ impl StateCache {
         self.entries.get_mut(key).map(|c| &mut c.state)
     }
 
-    /// Caches `state`, clean (`dirty: false`: the database holds it) or not.
+    /// Whether `key`'s entry is dirty (absent: no).
+    pub(crate) fn is_dirty(&self, key: &[u8]) -> bool {
+        self.entries.get(key).is_some_and(|c| c.dirty)
+    }
+
+    /// Caches `state`, clean (`dirty: false`: the database holds it) or not. A full stripe
+    /// first drops its clean entries (if it has any: dirty ones stay, so a stripe whose entries
+    /// are all dirty grows until the next checkpoint).
     pub(crate) fn insert(&mut self, key: &[u8], state: DeviceState, dirty: bool) {
-        if self.entries.len() >= STATE_CACHE_PER_STRIPE {
+        if self.entries.len() >= STATE_CACHE_PER_STRIPE && self.entries.len() > self.dirty {
             self.entries.retain(|_, c| c.dirty);
         }
-        self.entries.insert(key.into(), Cached { state, dirty });
+        if let Some(old) = self.entries.insert(key.into(), Cached { state, dirty })
+            && old.dirty
+        {
+            self.dirty -= 1;
+        }
+        if dirty {
+            self.dirty += 1;
+        }
     }
 
     /// Marks a cached entry as written to the database (`false`) or not (`true`).
     pub(crate) fn set_dirty(&mut self, key: &[u8], dirty: bool) {
-        if let Some(cached) = self.entries.get_mut(key) {
+        if let Some(cached) = self.entries.get_mut(key)
+            && cached.dirty != dirty
+        {
             cached.dirty = dirty;
+            if dirty {
+                self.dirty += 1;
+            } else {
+                self.dirty -= 1;
+            }
         }
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) {
-        self.entries.remove(key);
+        if self.entries.remove(key).is_some_and(|c| c.dirty) {
+            self.dirty -= 1;
+        }
     }
 }
 

@@ -202,12 +202,29 @@ async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
     // An older message changes nothing: nothing to write.
     ok(deferred.apply(&id(7), &update(7, 1)).await, "apply");
     assert_eq!(ok(deferred.checkpoint(), "checkpoint"), 0);
-    // A write-through apply writes the deferred changes with its own.
+    // A write-through apply writes the deferred changes with its own: dev-9's presence event,
+    // deferred, is stored by the write-through telemetry update that follows it.
     ok(deferred.apply(&id(8), &update(8, 4)).await, "apply");
-    ok(db.state_store().apply(&id(9), &update(9, 4)).await, "apply");
-    ok(deferred.apply(&id(9), &update(9, 5)).await, "apply");
+    let presence = match ok(
+        parse(
+            r#"{"thing":"dev-9","topic":"$aws/events/presence/connected/dev-9","received_at":1,"clientId":"dev-9","timestamp":1,"eventType":"connected","versionNumber":7}"#,
+        ),
+        "envelope",
+    ) {
+        Parsed::Message(message) => message.to_update(),
+        Parsed::Ignored(why) => panic!("ignored: {why}"),
+    };
+    ok(deferred.apply(&id(9), &presence).await, "apply");
     ok(db.state_store().apply(&id(9), &update(9, 6)).await, "apply");
     assert_eq!(stored(9), Some(6));
+    let dev9: Option<DeviceState> = ok(
+        crate::adapters::get(&db.shared().state, "state", b"dev-9"),
+        "read the database",
+    );
+    assert!(
+        dev9.and_then(|s| s.connectivity).is_some(),
+        "the deferred presence event was not written with the write-through update"
+    );
     assert_eq!(
         ok(deferred.checkpoint(), "checkpoint"),
         1,

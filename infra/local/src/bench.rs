@@ -224,7 +224,29 @@ async fn floor_phase(ip: IpAddr, load: Load) -> Result<Phase, StackError> {
     // The publishers' --http is not used with --raw.
     let publisher = publishers(addr, addr, load, true).await;
     acceptor.abort();
-    Ok(arrivals.phase(publisher?))
+    complete("TCP floor", arrivals.phase(publisher?))
+}
+
+/// The phase, if every message the publishers sent arrived (a figure over fewer would not be
+/// the rate it names).
+fn complete(phase: &str, result: Phase) -> Result<Phase, StackError> {
+    let sent = result
+        .publisher
+        .split("telemetry sent ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok());
+    match sent {
+        Some(sent) if sent == result.messages => Ok(result),
+        Some(sent) => Err(StackError::Bench(format!(
+            "{phase}: {} of the {sent} messages sent arrived",
+            result.messages
+        ))),
+        None => Err(StackError::Bench(format!(
+            "{phase}: the publishers reported no count: {}",
+            result.publisher.trim()
+        ))),
+    }
 }
 
 /// The TCP floor's listener side of one connection: CONNACK, PUBACK, PINGRESP, nothing else.
@@ -299,7 +321,7 @@ async fn raw_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {
     counter
         .await
         .map_err(|e| StackError::Bench(e.to_string()))?;
-    Ok(arrivals.phase(publisher?))
+    complete("raw passthrough", arrivals.phase(publisher?))
 }
 
 async fn pipeline_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> {

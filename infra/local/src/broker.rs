@@ -175,16 +175,20 @@ impl Hooks {
                 takeover,
             )
             .await;
-        router
+        if router
             .subscribe(SubscriptionRequest::new(
                 client_id,
                 filter,
                 QoS::AtLeastOnce,
             ))
             .await
-            .ok()?;
+            .is_err()
+        {
+            router.unregister_client(client_id).await;
+            return None;
+        }
         Some(InProcess {
-            router,
+            router: Some(router),
             client_id: client_id.to_owned(),
             receivers,
         })
@@ -301,9 +305,10 @@ impl Hooks {
 }
 
 /// A subscriber inside the stack's process (see [`Hooks::subscribe_in_process`]); unregistered
-/// by [`InProcess::close`].
+/// by [`InProcess::close`], or in the background when dropped (otherwise the broker would keep
+/// queueing its messages).
 pub struct InProcess {
-    router: Arc<MessageRouter>,
+    router: Option<Arc<MessageRouter>>,
     client_id: String,
     receivers: LaneReceivers,
 }
@@ -315,8 +320,21 @@ impl InProcess {
     }
 
     /// Unregisters the subscriber.
-    pub async fn close(self) {
-        self.router.unregister_client(&self.client_id).await;
+    pub async fn close(mut self) {
+        if let Some(router) = self.router.take() {
+            router.unregister_client(&self.client_id).await;
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let (Some(router), Ok(runtime)) =
+            (self.router.take(), tokio::runtime::Handle::try_current())
+        {
+            let client_id = std::mem::take(&mut self.client_id);
+            runtime.spawn(async move { router.unregister_client(&client_id).await });
+        }
     }
 }
 

@@ -43,6 +43,9 @@ const LOCAL_POLLERS: usize = 2;
 
 /// The longest a handled message waits for its checkpoint and delete.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The shortest interval between checkpoints (a queue with a visibility timeout of zero
+/// redelivers at once anyway).
+const MIN_CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
 
 /// An SQS event source as the pipeline runs it.
 pub struct ConsumerSpec {
@@ -84,13 +87,15 @@ pub fn consumers(routing: &Routing) -> Vec<ConsumerSpec> {
                     usize::try_from(n).unwrap_or(LOCAL_POLLERS)
                 })
                 .clamp(1, LOCAL_POLLERS),
-            // Longer intervals write each device's state less often; a quarter of the
-            // visibility timeout at most, so that nothing is redelivered while it waits.
+            // Longer intervals write each device's state less often; a quarter of what the
+            // visibility timeout leaves after the batching window at most, so that nothing is
+            // redelivered while it waits.
             checkpoint_every: routing
                 .queues()
                 .get(&c.queue)
                 .map_or(CHECKPOINT_EVERY, |q| {
-                    (q.visibility_timeout / 4).min(CHECKPOINT_EVERY)
+                    (q.visibility_timeout.saturating_sub(c.batching_window) / 4)
+                        .clamp(MIN_CHECKPOINT_EVERY, CHECKPOINT_EVERY)
                 }),
             environment: c.environment.clone(),
         })
@@ -414,8 +419,11 @@ impl LocalFunction for StateProcessor {
     }
 
     async fn checkpoint(&self) -> Result<(), String> {
-        self.deferred
-            .checkpoint()
+        // Thousands of states encoded and committed: off the runtime's worker threads.
+        let deferred = self.deferred.clone();
+        tokio::task::spawn_blocking(move || deferred.checkpoint())
+            .await
+            .map_err(|e| e.to_string())?
             .map(|_| ())
             .map_err(|e| e.to_string())
     }

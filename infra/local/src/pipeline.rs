@@ -137,7 +137,10 @@ async fn checkpoint(source: &EventSource, finished: &Finished) {
         return;
     }
     if let Err(e) = source.handler.checkpoint().await {
-        error!(function = %source.function, error = %e, "checkpoint failed; the messages will be redelivered");
+        // Kept for the next checkpoint (not left to the visibility timeout, where each
+        // redelivery would count towards the queue's max receive count).
+        error!(function = %source.function, error = %e, "checkpoint failed; retrying with the next one");
+        lock(&finished.receipts).extend(receipts);
         return;
     }
     if let Err(e) = source.queue.delete(&receipts).await {
@@ -244,4 +247,172 @@ fn record(source: &EventSource, m: &Received) -> SqsMessage {
         .attributes
         .insert("SentTimestamp".to_owned(), m.sent_at.to_string());
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// What the fakes saw, in order.
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    fn entries(log: &Log) -> Vec<String> {
+        lock(log).clone()
+    }
+
+    /// Hands out its messages once; logs deletes.
+    struct FakeQueue {
+        messages: Mutex<VecDeque<Received>>,
+        log: Log,
+    }
+
+    #[async_trait]
+    impl LocalQueue for FakeQueue {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        async fn receive(&self, max: usize) -> Result<Vec<Received>, String> {
+            let mut messages = lock(&self.messages);
+            let n = max.min(messages.len());
+            Ok(messages.drain(..n).collect())
+        }
+
+        async fn delete(&self, receipts: &[String]) -> Result<(), String> {
+            let mut receipts = receipts.to_vec();
+            receipts.sort();
+            lock(&self.log).push(format!("delete {}", receipts.join(",")));
+            Ok(())
+        }
+
+        async fn wait(&self, timeout: Duration) {
+            tokio::time::sleep(timeout.min(Duration::from_millis(5))).await;
+        }
+    }
+
+    /// Fails the messages in `failing`; its first `failed_checkpoints` checkpoints fail.
+    struct FakeFunction {
+        failing: Vec<String>,
+        failed_checkpoints: Mutex<usize>,
+        log: Log,
+    }
+
+    #[async_trait]
+    impl LocalFunction for FakeFunction {
+        async fn invoke(&self, event: &SqsEvent) -> Result<SqsBatchResponse, String> {
+            lock(&self.log).push(format!("invoke {}", event.records.len()));
+            let mut response = SqsBatchResponse::default();
+            for record in &event.records {
+                let id = record.message_id.clone().unwrap_or_default();
+                if self.failing.contains(&id) {
+                    response.add_failure(id);
+                }
+            }
+            Ok(response)
+        }
+
+        async fn checkpoint(&self) -> Result<(), String> {
+            let mut failures = lock(&self.failed_checkpoints);
+            if *failures > 0 {
+                *failures -= 1;
+                lock(&self.log).push("checkpoint failed".to_owned());
+                return Err("disk full".to_owned());
+            }
+            lock(&self.log).push("checkpoint".to_owned());
+            Ok(())
+        }
+    }
+
+    fn message(n: usize) -> Received {
+        Received {
+            message_id: format!("m{n}"),
+            receipt: format!("r{n}"),
+            body: "{}".to_owned(),
+            receive_count: 1,
+            sent_at: 0,
+        }
+    }
+
+    /// Runs an event source over `messages` for `run_for`, then shuts it down; the log.
+    async fn run_source(
+        messages: usize,
+        failing: &[&str],
+        failed_checkpoints: usize,
+        checkpoint_every: Duration,
+        run_for: Duration,
+    ) -> Vec<String> {
+        let log = Log::default();
+        let source = EventSource {
+            function: "Fake".to_owned(),
+            queue: Arc::new(FakeQueue {
+                messages: Mutex::new((1..=messages).map(message).collect()),
+                log: log.clone(),
+            }),
+            handler: Arc::new(FakeFunction {
+                failing: failing.iter().map(|&s| s.to_owned()).collect(),
+                failed_checkpoints: Mutex::new(failed_checkpoints),
+                log: log.clone(),
+            }),
+            batch_size: 10,
+            batching_window: Duration::ZERO,
+            concurrency: 1,
+            checkpoint_every,
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let running = tokio::spawn(run(source, shutdown_rx));
+        tokio::time::sleep(run_for).await;
+        let _ = shutdown.send(true);
+        if let Err(e) = running.await {
+            panic!("event source: {e}");
+        }
+        entries(&log)
+    }
+
+    #[tokio::test]
+    async fn handled_messages_are_deleted_after_a_checkpoint_and_failures_never() {
+        let log = run_source(
+            3,
+            &["m2"],
+            0,
+            Duration::from_millis(20),
+            Duration::from_millis(200),
+        )
+        .await;
+        assert_eq!(log, ["invoke 3", "checkpoint", "delete r1,r3"], "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_checkpoint_the_next_one_deletes_the_same_messages() {
+        let log = run_source(2, &[], 2, Duration::from_millis(20), Duration::from_secs(1)).await;
+        assert_eq!(
+            log,
+            [
+                "invoke 2",
+                "checkpoint failed",
+                "checkpoint failed",
+                "checkpoint",
+                "delete r1,r2"
+            ],
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn stopping_checkpoints_and_deletes_what_was_handled() {
+        let log = run_source(
+            4,
+            &[],
+            0,
+            Duration::from_secs(3600),
+            Duration::from_millis(100),
+        )
+        .await;
+        assert_eq!(
+            log,
+            ["invoke 4", "checkpoint", "delete r1,r2,r3,r4"],
+            "{log:?}"
+        );
+    }
 }
