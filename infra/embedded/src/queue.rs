@@ -662,8 +662,7 @@ impl Queue {
                     Some(until) => state.in_flight.remove(&(until, receipt.message)),
                     None => state.visible.remove(&receipt.message),
                 };
-                core.evict(&entry);
-                gone.push((receipt.message, entry.receive_count >= 2));
+                gone.push((receipt.message, entry));
             }
         }
         drop(state);
@@ -671,13 +670,28 @@ impl Queue {
             return Ok(0);
         }
         let mut batch = core.shared.batch();
-        for (id, had_receives) in &gone {
+        for (id, entry) in &gone {
             batch.remove(&core.shared.queues, core.key(*id, TAG_MESSAGE));
-            if *had_receives {
+            if entry.receive_count >= 2 {
                 batch.remove(&core.shared.queues, core.key(*id, TAG_RECEIVES));
             }
         }
-        batch.commit().map_err(EmbeddedError::storage)?;
+        if let Err(e) = batch.commit() {
+            // Not deleted: back in the index as they were, so they are redelivered after their
+            // visibility timeout rather than hidden until a restart.
+            let mut state = lock(&core.state);
+            for (id, entry) in gone {
+                match entry.invisible_until {
+                    Some(until) => state.in_flight.insert((until, id)),
+                    None => state.visible.insert(id),
+                };
+                state.entries.insert(id, entry);
+            }
+            return Err(EmbeddedError::storage(e));
+        }
+        for (_, entry) in &gone {
+            core.evict(entry);
+        }
         Ok(gone.len())
     }
 
