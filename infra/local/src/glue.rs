@@ -419,13 +419,23 @@ impl LocalFunction for StateProcessor {
     }
 
     async fn checkpoint(&self) -> Result<(), String> {
+        let unwritten = self.metrics.checkpoint_begins();
         // Thousands of states encoded and committed: off the runtime's worker threads.
         let deferred = self.deferred.clone();
-        tokio::task::spawn_blocking(move || deferred.checkpoint())
+        let written = tokio::task::spawn_blocking(move || deferred.checkpoint())
             .await
-            .map_err(|e| e.to_string())?
-            .map(|_| ())
             .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match written {
+            Ok(_) => {
+                self.metrics.checkpointed(unwritten);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.checkpoint_failed(unwritten);
+                Err(e)
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Measurements the local stack exposes on `/local/metrics`: messages processed by the
 //! functions, and the latency from a device's publish (the `ts` field the simulator puts in its
-//! telemetry) to the state being stored.
+//! telemetry) to the state being applied (readable) and to it being written (the state
+//! processor's checkpoint).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,11 +15,43 @@ use serde_json::{Value, json};
 
 use crate::broker::now_ms;
 
-/// Counters and the latency histogram.
+/// Counters and the latency histograms.
 pub struct Metrics {
     processed: AtomicU64,
     retried: AtomicU64,
+    /// Publish → applied.
     latency: Mutex<Option<Histogram<u64>>>,
+    /// Publish → written by a checkpoint.
+    written: Mutex<Option<Histogram<u64>>>,
+    /// Publish times of telemetry applied since the last checkpoint began.
+    unwritten: Mutex<Vec<u64>>,
+}
+
+fn histogram() -> Mutex<Option<Histogram<u64>>> {
+    // 1 ms to 1 hour, 3 significant digits.
+    Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 3).ok())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn record(histogram: &Mutex<Option<Histogram<u64>>>, ms: u64) {
+    if let Some(h) = lock(histogram).as_mut() {
+        h.saturating_record(ms.max(1));
+    }
+}
+
+fn percentiles(histogram: &Mutex<Option<Histogram<u64>>>) -> Option<Value> {
+    lock(histogram).as_ref().filter(|h| !h.is_empty()).map(|h| {
+        json!({
+            "samples": h.len(),
+            "p50": h.value_at_quantile(0.50),
+            "p90": h.value_at_quantile(0.90),
+            "p99": h.value_at_quantile(0.99),
+            "max": h.max(),
+        })
+    })
 }
 
 impl Default for Metrics {
@@ -26,11 +59,15 @@ impl Default for Metrics {
         Self {
             processed: AtomicU64::new(0),
             retried: AtomicU64::new(0),
-            // 1 ms to 1 hour, 3 significant digits.
-            latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 3).ok()),
+            latency: histogram(),
+            written: histogram(),
+            unwritten: Mutex::new(Vec::new()),
         }
     }
 }
+
+/// Telemetry applied before a checkpoint began (see [`Metrics::checkpoint_begins`]).
+pub struct Unwritten(Vec<u64>);
 
 impl Metrics {
     /// Records a batch a function handled: `records` messages, `failed` of them to retry.
@@ -47,43 +84,53 @@ impl Metrics {
         self.processed.load(Ordering::Relaxed)
     }
 
-    fn record_latency(&self, ms: u64) {
-        let mut histogram = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = histogram.as_mut() {
-            h.saturating_record(ms.max(1));
+    fn applied(&self, sent: u64) {
+        record(&self.latency, now_ms().saturating_sub(sent));
+        lock(&self.unwritten).push(sent);
+    }
+
+    /// Takes the telemetry applied so far: a checkpoint that begins now writes it.
+    pub fn checkpoint_begins(&self) -> Unwritten {
+        Unwritten(std::mem::take(&mut *lock(&self.unwritten)))
+    }
+
+    /// The checkpoint that began with `unwritten` succeeded.
+    pub fn checkpointed(&self, unwritten: Unwritten) {
+        let now = now_ms();
+        for sent in unwritten.0 {
+            record(&self.written, now.saturating_sub(sent));
         }
     }
 
-    /// Clears the latency histogram (between benchmark phases).
+    /// The checkpoint that began with `unwritten` failed: the next one writes it.
+    pub fn checkpoint_failed(&self, unwritten: Unwritten) {
+        lock(&self.unwritten).extend(unwritten.0);
+    }
+
+    /// Clears the latency histograms (between benchmark phases).
     pub fn reset_latency(&self) {
-        let mut histogram = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = histogram.as_mut() {
-            h.reset();
+        for histogram in [&self.latency, &self.written] {
+            if let Some(h) = lock(histogram).as_mut() {
+                h.reset();
+            }
         }
+        lock(&self.unwritten).clear();
     }
 
     /// The metrics as JSON.
     pub fn to_json(&self) -> Value {
-        let histogram = self.latency.lock().unwrap_or_else(PoisonError::into_inner);
-        let latency = histogram.as_ref().filter(|h| !h.is_empty()).map(|h| {
-            json!({
-                "samples": h.len(),
-                "p50": h.value_at_quantile(0.50),
-                "p90": h.value_at_quantile(0.90),
-                "p99": h.value_at_quantile(0.99),
-                "max": h.max(),
-            })
-        });
         json!({
             "processed": self.processed(),
             "retried": self.retried.load(Ordering::Relaxed),
-            "latency_ms": latency,
+            "latency_ms": percentiles(&self.latency),
+            "written_latency_ms": percentiles(&self.written),
         })
     }
 }
 
 /// A [`StateStore`] that records publish → state applied latency of telemetry carrying a `ts`
-/// (applied: readable through every adapter; with deferred writes, on disk at the next checkpoint).
+/// (applied: readable through every adapter; with deferred writes, written at the next
+/// checkpoint, whose latency [`Metrics::checkpointed`] records).
 pub struct Measured {
     inner: Arc<dyn StateStore>,
     metrics: Arc<Metrics>,
@@ -107,7 +154,7 @@ impl StateStore for Measured {
                 .and_then(|t| t.payload.get("ts"))
                 .and_then(Value::as_u64)
         {
-            self.metrics.record_latency(now_ms().saturating_sub(sent));
+            self.metrics.applied(sent);
         }
         Ok(changes)
     }

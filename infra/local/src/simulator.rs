@@ -73,6 +73,8 @@ pub struct Report {
     pub checked: usize,
     /// The stack's publish → state applied latency percentiles (`/local/metrics`), when reachable.
     pub latency: Option<Value>,
+    /// The stack's publish → state written (checkpointed) latency percentiles.
+    pub written_latency: Option<Value>,
     /// Messages on the stack's dead-letter queues after the run (`/local/queues`).
     pub dead_letters: Option<u64>,
     /// Devices provisioned through the owner API (maker registration and claim), and how long
@@ -267,9 +269,11 @@ pub async fn run(options: Options) -> Report {
         report.checked = last.len();
         drained(http, Duration::from_secs(300)).await;
         report.lost = loss_check(http, &last, Duration::from_secs(30)).await;
-        report.latency = get_json(http, "/local/metrics")
-            .await
-            .and_then(|m| m.get("latency_ms").cloned());
+        let metrics = get_json(http, "/local/metrics").await;
+        report.latency = metrics.as_ref().and_then(|m| m.get("latency_ms").cloned());
+        report.written_latency = metrics
+            .as_ref()
+            .and_then(|m| m.get("written_latency_ms").cloned());
         report.dead_letters = get_json(http, "/local/queues").await.map(|queues| {
             queues
                 .as_array()
@@ -315,6 +319,11 @@ pub fn summary(report: &Report) -> String {
     if let Some(latency) = &report.latency {
         out.push_str(&format!(
             "\npublish → state applied latency (ms): {latency}"
+        ));
+    }
+    if let Some(latency) = &report.written_latency {
+        out.push_str(&format!(
+            "\npublish → state written latency (ms): {latency}"
         ));
     }
     if report.checked > 0 {

@@ -73,6 +73,22 @@ async fn simulated_devices_report_answer_deltas_and_lose_nothing() {
     assert_eq!(report.checked, 6);
     assert!(report.lost.is_empty(), "lost: {:?}", report.lost);
     assert_eq!(report.dead_letters, Some(0));
+    // Every telemetry message applied was also written by a checkpoint, no sooner.
+    let samples = |latency: &Option<serde_json::Value>| {
+        latency
+            .as_ref()
+            .and_then(|l| l["samples"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(samples(&report.latency) > 0, "{:?}", report.latency);
+    assert_eq!(samples(&report.written_latency), samples(&report.latency));
+    let p50 = |latency: &Option<serde_json::Value>| {
+        latency
+            .as_ref()
+            .and_then(|l| l["p50"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(p50(&report.written_latency) >= p50(&report.latency));
     // The device answered by reporting the desired value: no delta remains.
     let state = state_until(api, &light, |s| s["shadow"]["reported"]["power"] == "on").await;
     assert_eq!(state["shadow"]["desired"]["power"], "on");
