@@ -74,7 +74,7 @@ async fn simulated_devices_report_answer_deltas_and_lose_nothing() {
     assert!(report.lost.is_empty(), "lost: {:?}", report.lost);
     assert_eq!(report.dead_letters, Some(0));
     // Every telemetry message applied was also written by a checkpoint, no sooner.
-    let samples = |latency: &Option<serde_json::Value>| {
+    let samples = |latency: &Option<Value>| {
         latency
             .as_ref()
             .and_then(|l| l["samples"].as_u64())
@@ -82,7 +82,7 @@ async fn simulated_devices_report_answer_deltas_and_lose_nothing() {
     };
     assert!(samples(&report.latency) > 0, "{:?}", report.latency);
     assert_eq!(samples(&report.written_latency), samples(&report.latency));
-    let p50 = |latency: &Option<serde_json::Value>| {
+    let p50 = |latency: &Option<Value>| {
         latency
             .as_ref()
             .and_then(|l| l["p50"].as_u64())
