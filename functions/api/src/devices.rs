@@ -1,7 +1,7 @@
 //! `/v1/devices`: list, read, rename and command the caller's devices.
 
 use bytes::Bytes;
-use hearth_domain::device::{Device, DeviceId, HouseholdId, Membership, Role, validate_name};
+use hearth_domain::device::{Device, DeviceId, HouseholdId, Membership, Role};
 use hearth_domain::projection::DeviceState;
 use hearth_domain::shadow::{self, MAX_DEPTH, MAX_STATE_BYTES, Object};
 use hearth_ports::{IotError, StoreError};
@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::request::{json, json_body, query};
+use crate::request::{json, json_body, name_body, query};
 use crate::{Caller, Kind, Ports, Problem};
 
 /// Page size when the caller gives none.
@@ -279,12 +279,6 @@ fn state_view(state: Option<&DeviceState>, since: u64) -> Vec<(String, Value)> {
     ]
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rename {
-    name: String,
-}
-
 /// `PATCH /v1/devices/{id}` `{"name": ...}`: owners only.
 pub async fn rename(
     ports: Ports<'_>,
@@ -294,8 +288,7 @@ pub async fn rename(
 ) -> Result<Response<Bytes>, Problem> {
     let (device, role) = visible(ports, caller, id).await?;
     owners_only(role, "rename a device")?;
-    let Rename { name } = json_body(request)?;
-    validate_name(&name).map_err(|reason| Problem::invalid("/name", format!("name {reason}.")))?;
+    let name = name_body(request)?;
     // Conditional on the household: a concurrent delete is never undone by a rename.
     let household = device.household.ok_or_else(Problem::not_found)?;
     let renamed = ports

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::devices::{iot, owners_only, store, summary, visible};
-use crate::request::{json, json_body, now_ms, optional_json_body, random};
+use crate::request::{check_name, json, json_body, now_ms, optional_json_body, random};
 use crate::{Caller, Kind, Ports, Problem};
 
 /// The longest CSR accepted (a P-256 or RSA-4096 CSR is well under this).
@@ -316,8 +316,7 @@ pub async fn claim(
         )
     })?;
     if let Some(name) = &body.name {
-        hearth_domain::device::validate_name(name)
-            .map_err(|reason| Problem::invalid("/name", format!("name {reason}.")))?;
+        check_name(name)?;
     }
     check_csr(body.csr.as_deref())?;
     let household = target_household(ports, caller, body.household_id.as_deref()).await?;

@@ -5,13 +5,13 @@
 //! or devices: its last owner can be neither demoted nor removed, nor leave, until then (409).
 
 use bytes::Bytes;
-use hearth_domain::device::{Household, HouseholdId, Membership, Role, UserId, validate_name};
+use hearth_domain::device::{Household, HouseholdId, Membership, Role, UserId};
 use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::devices::{owners_only, store};
-use crate::request::{json, json_body};
+use crate::request::{json, json_body, name_body};
 use crate::{Caller, Kind, Ports, Problem};
 
 /// The caller's membership of household `id`, or a 404 (another household does not exist).
@@ -69,12 +69,6 @@ pub async fn list(ports: Ports<'_>, caller: &Caller) -> Result<Response<Bytes>, 
     Ok(json(StatusCode::OK, &json!({ "items": items })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rename {
-    name: String,
-}
-
 /// `PATCH /v1/households/{id}` `{"name": ...}`: owners only.
 pub async fn rename(
     ports: Ports<'_>,
@@ -84,8 +78,7 @@ pub async fn rename(
 ) -> Result<Response<Bytes>, Problem> {
     let membership = membership(ports, caller, id).await?;
     owners_only(membership.role, "rename the household")?;
-    let Rename { name } = json_body(request)?;
-    validate_name(&name).map_err(|reason| Problem::invalid("/name", format!("name {reason}.")))?;
+    let name = name_body(request)?;
     let renamed = Household {
         id: membership.household.clone(),
         name,

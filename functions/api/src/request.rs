@@ -22,6 +22,25 @@ pub fn random<const N: usize>() -> Result<[u8; N], Problem> {
     Ok(bytes)
 }
 
+/// A display name (of a device or a household) that the domain accepts, or a 422 pointing at
+/// `/name`.
+pub fn check_name(name: &str) -> Result<(), Problem> {
+    hearth_domain::device::validate_name(name)
+        .map_err(|reason| Problem::invalid("/name", format!("name {reason}.")))
+}
+
+/// The checked name of a rename's `{"name": ...}` body (see [`json_body`]).
+pub fn name_body(request: &Request<Bytes>) -> Result<String, Problem> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rename {
+        name: String,
+    }
+    let Rename { name } = json_body(request)?;
+    check_name(&name)?;
+    Ok(name)
+}
+
 /// The largest request body any route accepts (a desired document is at most 8 KB of state).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 

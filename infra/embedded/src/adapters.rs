@@ -217,15 +217,25 @@ impl EmbeddedRegistry {
     }
 
     fn put_device_now(&self, device: &Device) -> Result<(), EmbeddedError> {
+        let record = key(&["d", device.id.as_str()]);
+        let _guard = self.shared.stripe(&record);
+        let old: Option<Device> = get(&self.shared.registry, "device", &record)?;
+        self.write_device(old.and_then(|d| d.household).as_ref(), device)
+    }
+
+    /// Writes `device` (its record and its household index entry) over a stored version whose
+    /// household was `old`; the caller holds the device's stripe.
+    fn write_device(
+        &self,
+        old: Option<&HouseholdId>,
+        device: &Device,
+    ) -> Result<(), EmbeddedError> {
         let registry = &self.shared.registry;
         let id = device.id.as_str();
-        let record = key(&["d", id]);
         let value = encode("device", device)?;
-        let _guard = self.shared.stripe(&record);
-        let old: Option<Device> = get(registry, "device", &record)?;
         let mut batch = self.shared.batch();
-        if let Some(old) = old.and_then(|d| d.household)
-            && Some(&old) != device.household.as_ref()
+        if let Some(old) = old
+            && Some(old) != device.household.as_ref()
         {
             batch.remove(registry, key(&["hd", old.as_str(), id]));
         }
@@ -236,62 +246,27 @@ impl EmbeddedRegistry {
                 value.clone(),
             );
         }
-        batch.insert(registry, record, value);
+        batch.insert(registry, key(&["d", id]), value);
         batch.commit().map_err(EmbeddedError::storage)
     }
 
-    fn rename_device_now(
+    /// Applies `change` to the device only while it is in `household`: the changed device, or
+    /// `None`.
+    fn update_device_in(
         &self,
         id: &DeviceId,
         household: &HouseholdId,
-        name: &str,
+        change: impl FnOnce(&mut Device),
     ) -> Result<Option<Device>, EmbeddedError> {
-        let registry = &self.shared.registry;
         let record = key(&["d", id.as_str()]);
         let _guard = self.shared.stripe(&record);
-        let Some(mut device) = get::<Device>(registry, "device", &record)?
+        let Some(mut device) = get::<Device>(&self.shared.registry, "device", &record)?
             .filter(|d| d.household.as_ref() == Some(household))
         else {
             return Ok(None);
         };
-        device.name = name.to_owned();
-        let value = encode("device", &device)?;
-        let mut batch = self.shared.batch();
-        batch.insert(
-            registry,
-            key(&["hd", household.as_str(), id.as_str()]),
-            value.clone(),
-        );
-        batch.insert(registry, record, value);
-        batch.commit().map_err(EmbeddedError::storage)?;
-        Ok(Some(device))
-    }
-
-    fn move_device_now(
-        &self,
-        id: &DeviceId,
-        from: &HouseholdId,
-        to: &HouseholdId,
-    ) -> Result<Option<Device>, EmbeddedError> {
-        let registry = &self.shared.registry;
-        let record = key(&["d", id.as_str()]);
-        let _guard = self.shared.stripe(&record);
-        let Some(mut device) = get::<Device>(registry, "device", &record)?
-            .filter(|d| d.household.as_ref() == Some(from))
-        else {
-            return Ok(None);
-        };
-        device.household = Some(to.clone());
-        let value = encode("device", &device)?;
-        let mut batch = self.shared.batch();
-        batch.remove(registry, key(&["hd", from.as_str(), id.as_str()]));
-        batch.insert(
-            registry,
-            key(&["hd", to.as_str(), id.as_str()]),
-            value.clone(),
-        );
-        batch.insert(registry, record, value);
-        batch.commit().map_err(EmbeddedError::storage)?;
+        change(&mut device);
+        self.write_device(Some(household), &device)?;
         Ok(Some(device))
     }
 
@@ -569,7 +544,9 @@ impl DeviceRegistry for EmbeddedRegistry {
         household: &HouseholdId,
         name: &str,
     ) -> Result<Option<Device>, StoreError> {
-        Ok(self.rename_device_now(id, household, name)?)
+        Ok(self.update_device_in(id, household, |device| {
+            device.name = name.to_owned();
+        })?)
     }
 
     async fn move_device(
@@ -578,7 +555,9 @@ impl DeviceRegistry for EmbeddedRegistry {
         from: &HouseholdId,
         to: &HouseholdId,
     ) -> Result<Option<Device>, StoreError> {
-        Ok(self.move_device_now(id, from, to)?)
+        Ok(self.update_device_in(id, from, |device| {
+            device.household = Some(to.clone());
+        })?)
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {

@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
 use tokio::task::JoinSet;
 
+use crate::lock;
 use crate::stack::{Config, Stack, StackError};
 use crate::wire;
 
@@ -185,17 +186,11 @@ impl Arrivals {
         let now = Instant::now();
         let _ = self.first.set(now);
         self.count.fetch_add(n, Ordering::Relaxed);
-        *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now);
+        *lock(&self.last) = Some(now);
     }
 
     fn phase(&self, publisher: String) -> Phase {
-        let last = *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = *lock(&self.last);
         let window = match (self.first.get(), last) {
             (Some(first), Some(last)) => last.duration_since(*first),
             _ => Duration::ZERO,

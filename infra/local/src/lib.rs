@@ -32,3 +32,10 @@ pub mod simulator;
 pub mod stack;
 pub mod tokens;
 pub mod wire;
+
+/// Locks `mutex`; a panic while it was held leaves plain data behind, which stays usable.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -4,7 +4,7 @@
 //! processor's checkpoint).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use hdrhistogram::Histogram;
@@ -14,36 +14,37 @@ use hearth_ports::{StateStore, StoreError};
 use serde_json::{Value, json};
 
 use crate::broker::now_ms;
+use crate::lock;
 
 /// Counters and the latency histograms.
 pub struct Metrics {
     processed: AtomicU64,
     retried: AtomicU64,
-    /// Publish → applied.
-    latency: Mutex<Option<Histogram<u64>>>,
+    /// Publish → applied, and what awaits a checkpoint (one lock per applied message).
+    applied: Mutex<Applied>,
     /// Publish → written by a checkpoint.
     written: Mutex<Option<Histogram<u64>>>,
+}
+
+struct Applied {
+    latency: Option<Histogram<u64>>,
     /// Publish times of telemetry applied since the last checkpoint began.
-    unwritten: Mutex<Vec<u64>>,
+    unwritten: Vec<u64>,
 }
 
-fn histogram() -> Mutex<Option<Histogram<u64>>> {
+fn histogram() -> Option<Histogram<u64>> {
     // 1 ms to 1 hour, 3 significant digits.
-    Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 3).ok())
+    Histogram::new_with_bounds(1, 3_600_000, 3).ok()
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn record(histogram: &Mutex<Option<Histogram<u64>>>, ms: u64) {
-    if let Some(h) = lock(histogram).as_mut() {
+fn record(histogram: &mut Option<Histogram<u64>>, ms: u64) {
+    if let Some(h) = histogram.as_mut() {
         h.saturating_record(ms.max(1));
     }
 }
 
-fn percentiles(histogram: &Mutex<Option<Histogram<u64>>>) -> Option<Value> {
-    lock(histogram).as_ref().filter(|h| !h.is_empty()).map(|h| {
+fn percentiles(histogram: Option<&Histogram<u64>>) -> Option<Value> {
+    histogram.filter(|h| !h.is_empty()).map(|h| {
         json!({
             "samples": h.len(),
             "p50": h.value_at_quantile(0.50),
@@ -59,9 +60,11 @@ impl Default for Metrics {
         Self {
             processed: AtomicU64::new(0),
             retried: AtomicU64::new(0),
-            latency: histogram(),
-            written: histogram(),
-            unwritten: Mutex::new(Vec::new()),
+            applied: Mutex::new(Applied {
+                latency: histogram(),
+                unwritten: Vec::new(),
+            }),
+            written: Mutex::new(histogram()),
         }
     }
 }
@@ -85,36 +88,39 @@ impl Metrics {
     }
 
     fn applied(&self, sent: u64) {
-        record(&self.latency, now_ms().saturating_sub(sent));
-        lock(&self.unwritten).push(sent);
+        let mut applied = lock(&self.applied);
+        record(&mut applied.latency, now_ms().saturating_sub(sent));
+        applied.unwritten.push(sent);
     }
 
     /// Takes the telemetry applied so far: a checkpoint that begins now writes it.
     pub fn checkpoint_begins(&self) -> Unwritten {
-        Unwritten(std::mem::take(&mut *lock(&self.unwritten)))
+        Unwritten(std::mem::take(&mut lock(&self.applied).unwritten))
     }
 
     /// The checkpoint that began with `unwritten` succeeded.
     pub fn checkpointed(&self, unwritten: Unwritten) {
         let now = now_ms();
+        let mut written = lock(&self.written);
         for sent in unwritten.0 {
-            record(&self.written, now.saturating_sub(sent));
+            record(&mut written, now.saturating_sub(sent));
         }
     }
 
     /// The checkpoint that began with `unwritten` failed: the next one writes it.
     pub fn checkpoint_failed(&self, unwritten: Unwritten) {
-        lock(&self.unwritten).extend(unwritten.0);
+        lock(&self.applied).unwritten.extend(unwritten.0);
     }
 
     /// Clears the latency histograms (between benchmark phases).
     pub fn reset_latency(&self) {
-        for histogram in [&self.latency, &self.written] {
-            if let Some(h) = lock(histogram).as_mut() {
+        let mut applied = lock(&self.applied);
+        applied.unwritten.clear();
+        for histogram in [&mut applied.latency, &mut *lock(&self.written)] {
+            if let Some(h) = histogram.as_mut() {
                 h.reset();
             }
         }
-        lock(&self.unwritten).clear();
     }
 
     /// The metrics as JSON.
@@ -122,8 +128,8 @@ impl Metrics {
         json!({
             "processed": self.processed(),
             "retried": self.retried.load(Ordering::Relaxed),
-            "latency_ms": percentiles(&self.latency),
-            "written_latency_ms": percentiles(&self.written),
+            "latency_ms": percentiles(lock(&self.applied).latency.as_ref()),
+            "written_latency_ms": percentiles(lock(&self.written).as_ref()),
         })
     }
 }

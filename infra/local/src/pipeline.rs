@@ -16,6 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use tokio::sync::{Notify, watch};
+
+use crate::lock;
 use tracing::{error, warn};
 
 /// A message received from a local queue.
@@ -146,12 +148,6 @@ async fn checkpoint(source: &EventSource, finished: &Finished) {
     if let Err(e) = source.queue.delete(&receipts).await {
         error!(queue = source.queue.name(), error = %e, "delete failed; messages will be redelivered");
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn poll(source: EventSource, finished: Arc<Finished>, mut shutdown: watch::Receiver<bool>) {

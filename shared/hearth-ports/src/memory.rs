@@ -54,6 +54,25 @@ struct Registry {
     invitations: BTreeMap<InvitationId, Invitation>,
 }
 
+impl MemoryRegistry {
+    /// Applies `change` to the device only while it is in `household`: the changed device, or
+    /// `None`.
+    fn update_device_in(
+        &self,
+        id: &DeviceId,
+        household: &HouseholdId,
+        change: impl FnOnce(&mut Device),
+    ) -> Option<Device> {
+        let mut inner = lock(&self.inner);
+        let device = inner
+            .devices
+            .get_mut(id)
+            .filter(|d| d.household.as_ref() == Some(household))?;
+        change(device);
+        Some(device.clone())
+    }
+}
+
 #[async_trait]
 impl DeviceRegistry for MemoryRegistry {
     async fn put_device(&self, device: &Device) -> Result<(), StoreError> {
@@ -69,15 +88,7 @@ impl DeviceRegistry for MemoryRegistry {
         household: &HouseholdId,
         name: &str,
     ) -> Result<Option<Device>, StoreError> {
-        let mut inner = lock(&self.inner);
-        Ok(inner
-            .devices
-            .get_mut(id)
-            .filter(|d| d.household.as_ref() == Some(household))
-            .map(|device| {
-                device.name = name.to_owned();
-                device.clone()
-            }))
+        Ok(self.update_device_in(id, household, |device| device.name = name.to_owned()))
     }
 
     async fn move_device(
@@ -86,15 +97,7 @@ impl DeviceRegistry for MemoryRegistry {
         from: &HouseholdId,
         to: &HouseholdId,
     ) -> Result<Option<Device>, StoreError> {
-        let mut inner = lock(&self.inner);
-        Ok(inner
-            .devices
-            .get_mut(id)
-            .filter(|d| d.household.as_ref() == Some(from))
-            .map(|device| {
-                device.household = Some(to.clone());
-                device.clone()
-            }))
+        Ok(self.update_device_in(id, from, |device| device.household = Some(to.clone())))
     }
 
     async fn get_device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {

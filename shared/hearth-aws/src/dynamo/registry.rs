@@ -70,28 +70,25 @@ impl DynamoRegistry {
         Ok(())
     }
 
-    /// Every membership item under `pk` whose sort key starts with `prefix`, on the table or
-    /// on GSI1.
-    async fn query_memberships(
+    /// Every item under `pk` whose sort key starts with `prefix`, following pagination: on the
+    /// table with a consistent read (read-your-writes, e.g. a membership just created on a first
+    /// claim), or on `index` — `(name, partition key, sort key)` — which only offers eventually
+    /// consistent reads.
+    async fn query_all(
         &self,
-        index: Option<&str>,
+        index: Option<(&str, &str, &str)>,
         pk: String,
         prefix: &str,
-    ) -> Result<Vec<Membership>, StoreError> {
-        let (pk_name, sk_name) = match index {
-            Some(_) => (GSI1PK, GSI1SK),
-            None => (PK, SK),
-        };
-        let mut memberships = Vec::new();
+    ) -> Result<Vec<Item>, StoreError> {
+        let (pk_name, sk_name) = index.map_or((PK, SK), |(_, pk, sk)| (pk, sk));
+        let mut items = Vec::new();
         let mut start = None;
         loop {
             let output = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .set_index_name(index.map(str::to_owned))
-                // Read-your-writes on the table (a membership just created on a first claim);
-                // a GSI only offers eventually consistent reads.
+                .set_index_name(index.map(|(name, _, _)| name.to_owned()))
                 .consistent_read(index.is_none())
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", pk_name)
@@ -102,14 +99,27 @@ impl DynamoRegistry {
                 .send()
                 .await
                 .map_err(|e| classify(&e, PERMANENT))?;
-            for item in output.items() {
-                memberships.push(decode_membership(item)?);
-            }
+            items.extend_from_slice(output.items());
             match output.last_evaluated_key() {
                 Some(key) => start = Some(key.clone()),
-                None => return Ok(memberships),
+                None => return Ok(items),
             }
         }
+    }
+
+    /// Every membership item under `pk` whose sort key starts with `prefix`, on the table or
+    /// on GSI1.
+    async fn query_memberships(
+        &self,
+        index: Option<&str>,
+        pk: String,
+        prefix: &str,
+    ) -> Result<Vec<Membership>, StoreError> {
+        self.query_all(index.map(|name| (name, GSI1PK, GSI1SK)), pk, prefix)
+            .await?
+            .iter()
+            .map(decode_membership)
+            .collect()
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -809,48 +819,22 @@ impl DynamoRegistry {
         sk_name: &str,
         pk: String,
     ) -> Result<Vec<Invitation>, StoreError> {
-        let mut invitations = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_names("#sk", sk_name)
-                .expression_attribute_values(":pk", s(pk.as_str()))
-                .expression_attribute_values(":prefix", s("INVITE#"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify(&e, PERMANENT))?;
-            for item in output.items() {
-                invitations.push(decode_invitation(item)?);
-            }
-            match output.last_evaluated_key() {
-                Some(key) => start = Some(key.clone()),
-                None => {
-                    invitations.sort_by(|a, b| a.id.cmp(&b.id));
-                    return Ok(invitations);
-                }
-            }
-        }
+        let mut invitations = self
+            .query_all(Some((index, pk_name, sk_name)), pk, "INVITE#")
+            .await?
+            .iter()
+            .map(decode_invitation)
+            .collect::<Result<Vec<_>, _>>()?;
+        invitations.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(invitations)
     }
 
     async fn read_invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(invite_pk(id.as_str())))
-            .key(SK, s(META_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(&e, PERMANENT))?;
-        output.item().map(decode_invitation).transpose()
+        self.get(invite_pk(id.as_str()), META_SK)
+            .await?
+            .as_ref()
+            .map(decode_invitation)
+            .transpose()
     }
 }
 
