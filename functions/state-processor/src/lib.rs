@@ -19,6 +19,7 @@
 //! The handler takes its ports as `&dyn` traits and knows no AWS SDK; `main.rs` wires the AWS
 //! adapters, and the local stack wires its embedded ones to the same [`handle`].
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -162,13 +163,21 @@ pub async fn handle_until(
         };
         match ingest::parse(body) {
             Ok(Parsed::Message(message)) => {
-                let slot = *index.entry(message.thing().clone()).or_insert_with(|| {
-                    groups.push((message.thing().clone(), DeviceState::default(), Vec::new()));
-                    groups.len() - 1
-                });
-                let (_, update, members) = &mut groups[slot];
-                update.merge(&message.to_update());
-                members.push(i);
+                let thing = message.thing().clone();
+                let update = message.into_update();
+                match index.entry(thing) {
+                    Entry::Occupied(slot) => {
+                        let (_, coalesced, members) = &mut groups[*slot.get()];
+                        coalesced.merge(&update);
+                        members.push(i);
+                    }
+                    Entry::Vacant(slot) => {
+                        // A message's own update is what merging it into nothing gives (the
+                        // domain tests check it): the first one of a device is taken as is.
+                        groups.push((slot.key().clone(), update, vec![i]));
+                        slot.insert(groups.len() - 1);
+                    }
+                }
             }
             Ok(Parsed::Ignored(why)) => {
                 info!(message_id, why, "message ignored");

@@ -93,7 +93,7 @@ async fn the_state_cache_evicts_and_always_agrees_with_the_database() {
             r#"{{"thing":"{thing}","topic":"dt/p/{thing}/telemetry","received_at":{seq},"seq":{seq}}}"#
         );
         match ok(parse(&envelope), "envelope") {
-            Parsed::Message(message) => message.to_update(),
+            Parsed::Message(message) => message.into_update(),
             Parsed::Ignored(why) => panic!("ignored: {why}"),
         }
     };
@@ -150,7 +150,7 @@ async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
             r#"{{"thing":"dev-{n}","topic":"dt/p/dev-{n}/telemetry","received_at":{seq},"seq":{seq}}}"#
         );
         match ok(parse(&envelope), "envelope") {
-            Parsed::Message(message) => message.to_update(),
+            Parsed::Message(message) => message.into_update(),
             Parsed::Ignored(why) => panic!("ignored: {why}"),
         }
     };
@@ -211,7 +211,7 @@ async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
         ),
         "envelope",
     ) {
-        Parsed::Message(message) => message.to_update(),
+        Parsed::Message(message) => message.into_update(),
         Parsed::Ignored(why) => panic!("ignored: {why}"),
     };
     ok(deferred.apply(&id(9), &presence).await, "apply");
@@ -269,7 +269,7 @@ async fn checkpoints_racing_deferred_applies_lose_nothing() {
             )
         };
         match ok(parse(&envelope), "envelope") {
-            Parsed::Message(message) => message.to_update(),
+            Parsed::Message(message) => message.into_update(),
             Parsed::Ignored(why) => panic!("ignored: {why}"),
         }
     };

@@ -196,8 +196,25 @@ async fn gather(source: &EventSource) -> Result<Vec<Received>, String> {
 }
 
 async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>) {
+    let arn = format!("arn:aws:sqs:local:000000000000:{}", source.queue.name());
+    // The bodies move into the event; the ids and receipts stay for the response.
+    let mut handles = Vec::with_capacity(batch.len());
     let mut event = SqsEvent::default();
-    event.records = batch.iter().map(|m| record(source, m)).collect();
+    event.records = batch
+        .into_iter()
+        .map(|m| {
+            let record = record(
+                &arn,
+                &m.message_id,
+                &m.receipt,
+                m.body,
+                m.receive_count,
+                m.sent_at,
+            );
+            handles.push((m.message_id, m.receipt));
+            record
+        })
+        .collect();
     let failed: Vec<String> = match source.handler.invoke(&event).await {
         Ok(response) => response
             .batch_item_failures
@@ -212,10 +229,10 @@ async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>
     let waiting = {
         let mut receipts = lock(&finished.receipts);
         receipts.extend(
-            batch
+            handles
                 .into_iter()
-                .filter(|m| !failed.contains(&m.message_id))
-                .map(|m| m.receipt),
+                .filter(|(id, _)| !failed.contains(id))
+                .map(|(_, receipt)| receipt),
         );
         receipts.len()
     };
@@ -224,24 +241,29 @@ async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>
     }
 }
 
-fn record(source: &EventSource, m: &Received) -> SqsMessage {
+/// The SQS record Lambda would pass for a received message.
+fn record(
+    arn: &str,
+    message_id: &str,
+    receipt: &str,
+    body: String,
+    receive_count: u32,
+    sent_at: u64,
+) -> SqsMessage {
     let mut record = SqsMessage::default();
-    record.message_id = Some(m.message_id.clone());
-    record.receipt_handle = Some(m.receipt.clone());
-    record.body = Some(m.body.clone());
+    record.message_id = Some(message_id.to_owned());
+    record.receipt_handle = Some(receipt.to_owned());
+    record.body = Some(body);
     record.event_source = Some("aws:sqs".to_owned());
-    record.event_source_arn = Some(format!(
-        "arn:aws:sqs:local:000000000000:{}",
-        source.queue.name()
-    ));
+    record.event_source_arn = Some(arn.to_owned());
     record.aws_region = Some("local".to_owned());
     record.attributes.insert(
         "ApproximateReceiveCount".to_owned(),
-        m.receive_count.to_string(),
+        receive_count.to_string(),
     );
     record
         .attributes
-        .insert("SentTimestamp".to_owned(), m.sent_at.to_string());
+        .insert("SentTimestamp".to_owned(), sent_at.to_string());
     record
 }
 

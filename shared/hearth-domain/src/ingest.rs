@@ -181,15 +181,15 @@ impl DeviceMessage {
         }
     }
 
-    /// The partial device state this message stands for.
-    pub fn to_update(&self) -> DeviceState {
+    /// The partial device state this message stands for (its payload moves into it).
+    pub fn into_update(self) -> DeviceState {
         match self {
             Self::ShadowDocuments {
                 documents,
                 received_at,
                 ..
             } => {
-                let current = &documents.current;
+                let current = documents.current;
                 // The device reported if the reported metadata changed in this update.
                 let reported_touched = documents
                     .previous
@@ -200,17 +200,17 @@ impl DeviceMessage {
                 DeviceState {
                     shadow: Some(ShadowProjection {
                         version: current.version,
-                        received_at: *received_at,
+                        received_at,
                         timestamp: documents.timestamp,
-                        desired: current.state.desired.clone(),
-                        reported: current.state.reported.clone(),
+                        desired: current.state.desired,
+                        reported: current.state.reported,
                     }),
-                    last_seen: reported_touched.then_some(*received_at),
+                    last_seen: reported_touched.then_some(received_at),
                     ..DeviceState::default()
                 }
             }
             Self::ShadowDeleted { received_at, .. } => DeviceState {
-                shadow_deleted_at: Some(*received_at),
+                shadow_deleted_at: Some(received_at),
                 ..DeviceState::default()
             },
             Self::Telemetry {
@@ -220,11 +220,11 @@ impl DeviceMessage {
                 ..
             } => DeviceState {
                 telemetry: Some(Telemetry {
-                    received_at: *received_at,
-                    product: product.clone(),
-                    payload: payload.clone(),
+                    received_at,
+                    product,
+                    payload,
                 }),
-                last_seen: Some(*received_at),
+                last_seen: Some(received_at),
                 ..DeviceState::default()
             },
             Self::Presence {
@@ -237,9 +237,9 @@ impl DeviceMessage {
                         event: event.event_type,
                         version_number: event.version_number,
                         timestamp: event.timestamp,
-                        disconnect_reason: event.disconnect_reason.clone(),
+                        disconnect_reason: event.disconnect_reason,
                     }),
-                    last_seen: Some(*received_at),
+                    last_seen: Some(received_at),
                     ..DeviceState::default()
                 }
             }

@@ -21,7 +21,7 @@ fn classifies_shadow_documents() {
         "thing": "lamp-1", "topic": "$aws/things/lamp-1/shadow/update/documents", "received_at": 5001
     }));
     assert_eq!(m.thing().as_str(), "lamp-1");
-    let update = m.to_update();
+    let update = m.into_update();
     let shadow = update
         .shadow
         .as_ref()
@@ -39,7 +39,7 @@ fn desired_only_update_does_not_advance_last_seen() {
         "timestamp": 6,
         "thing": "lamp-1", "topic": "$aws/things/lamp-1/shadow/update/documents", "received_at": 6001
     }));
-    assert_eq!(m.to_update().last_seen, None);
+    assert_eq!(m.into_update().last_seen, None);
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn classifies_shadow_delete() {
         "thing": "lamp-1", "topic": "$aws/things/lamp-1/shadow/delete/accepted", "received_at": 9000
     }));
     assert!(matches!(m, DeviceMessage::ShadowDeleted { ref deleted, .. } if deleted.version == 7));
-    assert_eq!(m.to_update().shadow_deleted_at, Some(9000));
+    assert_eq!(m.into_update().shadow_deleted_at, Some(9000));
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn classifies_telemetry_direct_and_basic_ingest() {
             Value::Object(payload.clone()),
             json!({"temperatureC": 21.5, "seq": 3})
         );
-        assert_eq!(m.to_update().last_seen, Some(100));
+        assert_eq!(m.into_update().last_seen, Some(100));
     }
 }
 
@@ -84,7 +84,7 @@ fn classifies_presence_and_keeps_duplicate_clientid_connected() {
         "ipAddress": "192.0.2.1", "sessionIdentifier": "s", "principalIdentifier": "p",
         "thing": "lamp-1", "topic": "$aws/events/presence/connected/lamp-1", "received_at": 1001
     }));
-    let conn = connected.to_update().connectivity;
+    let conn = connected.into_update().connectivity;
     assert_eq!(
         conn.map(|c| (c.connected, c.version_number)),
         Some((true, 3))
@@ -95,7 +95,7 @@ fn classifies_presence_and_keeps_duplicate_clientid_connected() {
         "clientInitiatedDisconnect": false, "disconnectReason": "DUPLICATE_CLIENTID",
         "thing": "lamp-1", "topic": "$aws/events/presence/disconnected/lamp-1", "received_at": 2001
     }));
-    let conn = replaced.to_update().connectivity;
+    let conn = replaced.into_update().connectivity;
     assert_eq!(
         conn.map(|c| (c.connected, c.disconnect_reason)),
         Some((true, Some(DUPLICATE_CLIENTID.to_owned())))
@@ -107,7 +107,7 @@ fn classifies_presence_and_keeps_duplicate_clientid_connected() {
         "thing": "lamp-1", "topic": "$aws/events/presence/disconnected/lamp-1", "received_at": 3001
     }));
     assert_eq!(
-        lost.to_update().connectivity.map(|c| c.connected),
+        lost.into_update().connectivity.map(|c| c.connected),
         Some(false)
     );
 }
@@ -181,5 +181,36 @@ fn rejects_bad_messages_with_stable_reasons() {
             Err(e) => assert_eq!(e.reason(), reason, "{body:.120}: {e}"),
             Ok(p) => panic!("{body:.120} parsed as {p:?}"),
         }
+    }
+}
+
+#[test]
+fn a_message_update_is_what_merging_it_into_nothing_gives() {
+    // The state processor takes a device's first message of a batch as its coalesced update
+    // without merging it into an empty state: that must change nothing.
+    let messages = [
+        json!({"previous": null,
+               "current": {"state": {"desired": {"power": "off"}, "reported": {"power": "on"}},
+                           "metadata": {"reported": {"power": {"timestamp": 5}}}, "version": 1},
+               "timestamp": 5,
+               "thing": "lamp-1", "topic": "$aws/things/lamp-1/shadow/update/documents", "received_at": 5001}),
+        json!({"previous": {"state": {"reported": {"power": "on"}}, "metadata": {"reported": {"power": {"timestamp": 5}}}, "version": 4},
+               "current": {"state": {"desired": {"power": "off"}, "reported": {"power": "on"}},
+                           "metadata": {"desired": {"power": {"timestamp": 6}}, "reported": {"power": {"timestamp": 5}}}, "version": 5},
+               "timestamp": 6,
+               "thing": "lamp-1", "topic": "$aws/things/lamp-1/shadow/update/documents", "received_at": 6001}),
+        json!({"version": 7, "timestamp": 9,
+               "thing": "lamp-1", "topic": "$aws/things/lamp-1/shadow/delete/accepted", "received_at": 9000}),
+        json!({"temperatureC": 21.5, "seq": 3,
+               "thing": "th-1", "topic": "dt/thermo-x/th-1/telemetry", "received_at": 100}),
+        json!({"clientId": "lamp-1", "timestamp": 2000, "eventType": "disconnected", "versionNumber": 3,
+               "clientInitiatedDisconnect": false, "disconnectReason": "DUPLICATE_CLIENTID",
+               "thing": "lamp-1", "topic": "$aws/events/presence/disconnected/lamp-1", "received_at": 2001}),
+    ];
+    for body in messages {
+        let update = message(body.clone()).into_update();
+        let mut merged = DeviceState::default();
+        merged.merge(&update);
+        assert_eq!(merged, update, "{body}");
     }
 }
