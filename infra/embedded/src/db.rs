@@ -88,7 +88,7 @@ pub(crate) struct Shared {
     pub(crate) letters: Keyspace,
     pub(crate) queues: Keyspace,
     pub(crate) documents: Keyspace,
-    meta: Keyspace,
+    pub(crate) meta: Keyspace,
     /// The next message (or letter) id; held while committing a batch that allocates ids.
     next_id: Mutex<u64>,
     /// Receipt tokens: strictly increasing, seeded from the clock so that a receipt from before

@@ -9,7 +9,9 @@
 //!   things and certificates);
 //! - [`Queue`]: durable queues with the SQS semantics the Lambda handlers rely on (batches,
 //!   visibility timeouts, redelivery, redrive to a dead-letter queue), whose sends return once
-//!   fsynced, with concurrent sends sharing one fsync (group commit).
+//!   fsynced, with concurrent sends sharing one fsync (group commit);
+//! - [`IngestLog`]: an append-only log in segment files (one `write` per message), for what
+//!   must survive a killed process before the queues hold it.
 //!
 //! The engine is [fjall](https://docs.rs/fjall) 3.1 (an LSM tree with a journal), chosen from
 //! the project's measurements: the fastest of the engines tried with an fsync per batch, and
@@ -23,6 +25,7 @@ mod adapters;
 mod db;
 mod documents;
 mod error;
+mod ingest;
 mod queue;
 mod shadow;
 mod sync;
@@ -31,6 +34,7 @@ pub use adapters::{EmbeddedDeadLetters, EmbeddedRegistry, EmbeddedStateStore};
 pub use db::{Db, now_ms};
 pub use documents::Documents;
 pub use error::EmbeddedError;
+pub use ingest::{IngestLog, Logged, SEGMENT_BYTES};
 pub use queue::{
     Body, MAX_MESSAGE_BYTES, MessageId, ParseError, Queue, QueueConfig, Receipt, Received, Redrive,
 };

@@ -379,6 +379,13 @@ impl QueueCore {
         Slice::from(key)
     }
 
+    /// The `meta` key of the queue's ingest log position.
+    fn logged_key(&self) -> Vec<u8> {
+        let mut key = b"ingest/".to_vec();
+        key.extend_from_slice(self.name.as_bytes());
+        key
+    }
+
     /// A message's stored value (header and body).
     fn read(&self, id: u64) -> Result<Option<Slice>, EmbeddedError> {
         self.shared
@@ -472,6 +479,45 @@ impl Queue {
         bodies: &[B],
         now: u64,
     ) -> Result<Vec<MessageId>, EmbeddedError> {
+        self.send(bodies, now, None).await
+    }
+
+    /// Sends messages from an [`IngestLog`](crate::IngestLog) like
+    /// [`send_batch`](Self::send_batch), and records, in the same commit, that the queue holds
+    /// every message of the log up to sequence number `through` (what
+    /// [`logged_through`](Self::logged_through) returns from then on). Send the log's messages
+    /// for one queue in sequence order, one call after the other.
+    pub async fn send_logged<B: AsRef<[u8]>>(
+        &self,
+        bodies: &[B],
+        through: u64,
+        now: u64,
+    ) -> Result<Vec<MessageId>, EmbeddedError> {
+        self.send(bodies, now, Some(through)).await
+    }
+
+    /// The sequence number of the last ingest log message this queue holds (0: none).
+    pub fn logged_through(&self) -> Result<u64, EmbeddedError> {
+        let value = self
+            .core
+            .shared
+            .meta
+            .get(self.core.logged_key())
+            .map_err(EmbeddedError::storage)?;
+        match value {
+            None => Ok(0),
+            Some(v) => be_u64(&v).ok_or_else(|| {
+                EmbeddedError::corrupt("ingest position", format!("queue {}", self.core.name))
+            }),
+        }
+    }
+
+    async fn send<B: AsRef<[u8]>>(
+        &self,
+        bodies: &[B],
+        now: u64,
+        logged: Option<u64>,
+    ) -> Result<Vec<MessageId>, EmbeddedError> {
         if bodies.is_empty() {
             return Ok(Vec::new());
         }
@@ -500,6 +546,9 @@ impl Queue {
                     core.key(id, TAG_MESSAGE),
                     value.clone(),
                 );
+            }
+            if let Some(through) = logged {
+                batch.insert(&core.shared.meta, core.logged_key(), through.to_be_bytes());
             }
         })?;
         // Committed: the messages join the index whatever happens next, even if this future is

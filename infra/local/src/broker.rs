@@ -2,8 +2,9 @@
 //! behave like AWS IoT Core's message broker for Hearth.
 //!
 //! - Every publish, from a client or from the platform itself (shadow replies, presence events),
-//!   goes through the [`Ingress`] (the topic rules read from `template.yaml` and the durable
-//!   queues) *before* the broker acknowledges it, so a PUBACK means the message is on disk.
+//!   goes through the [`Ingress`] (the topic rules read from `template.yaml`, the ingest log and
+//!   the durable queues) *before* the broker acknowledges it, so a PUBACK means the message
+//!   survives the stack being killed.
 //! - Requests on the classic shadow topics are answered by the [`ShadowService`].
 //! - Connects and disconnects publish AWS's lifecycle events on
 //!   `$aws/events/presence/connected|disconnected/<clientId>`, with a `versionNumber` from a
@@ -33,7 +34,8 @@ use crate::shadow_service::{Operation, Reply, ShadowService, request_topic};
 /// Where published messages enter the platform: the topic rules and their queues.
 #[async_trait]
 pub trait Ingress: Send + Sync {
-    /// Routes one message through the rules; returns once every queued copy is durable.
+    /// Routes one message through the rules; returns once every routed copy survives a crash
+    /// of the process (in the ingest log, on its way to the queues).
     async fn accept(
         &self,
         topic: &str,

@@ -4,19 +4,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hearth_domain::device::DeviceId;
 use hearth_domain::shadow::Shadow;
-use hearth_embedded::{Db, EmbeddedError, Queue, QueueConfig, Receipt, Redrive};
+use hearth_embedded::{Db, EmbeddedError, IngestLog, Logged, Queue, QueueConfig, Receipt, Redrive};
 use hearth_iot_rules::template::{self, Consumer, Routing};
 use hearth_ports::{DeadLetterSink, StateStore, StoreError};
 use hearth_state_processor::Ports;
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tracing::debug;
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
 
 use crate::broker::Ingress;
 use crate::http::Inspect;
@@ -167,6 +168,13 @@ impl Storage {
         Ok(queues)
     }
 
+    /// Opens the ingest log under `<data dir>/ingest`, with the records it holds.
+    pub fn open_ingest_log(&self) -> Result<(Arc<IngestLog>, Vec<Logged>), StackError> {
+        let dir = self.path.join("ingest");
+        let (log, logged) = IngestLog::open(&dir).map_err(|e| storage_error(&dir, &e))?;
+        Ok((Arc::new(log), logged))
+    }
+
     /// Presence version numbers from the database's persisted counter.
     pub fn versions(&self) -> crate::broker::Versions {
         let db = self.db.clone();
@@ -223,24 +231,86 @@ impl ShadowStorage for Shadows {
     }
 }
 
-/// The template's topic rules in front of the durable queues.
+/// The template's topic rules in front of the durable queues, through the ingest log: a routed
+/// message is appended to the log (one `write`: it survives the process being killed) and
+/// accepted at once, so the broker's PUBACK never waits for a queue commit; one committer per
+/// queue moves the log's messages into the queue in batches behind it (see
+/// [`hearth_embedded::IngestLog`]).
 pub struct RulesIngress {
     routing: Routing,
+    log: Arc<IngestLog>,
     senders: HashMap<String, Sender>,
 }
 
 impl RulesIngress {
-    /// Rules of `routing` sending to `queues`. Must be called inside a tokio runtime: it starts
-    /// one batching task per queue.
-    pub fn new(routing: &Routing, queues: &Queues) -> Self {
-        Self {
+    /// Sends the queues what `logged` (the log's records, as opened) holds that they do not,
+    /// then starts a committer per queue. Call it before anything is published: a queue's
+    /// messages must reach it in log order.
+    pub async fn start(
+        routing: &Routing,
+        queues: &Queues,
+        log: Arc<IngestLog>,
+        logged: Vec<Logged>,
+    ) -> Result<Self, StackError> {
+        replay(queues, logged).await?;
+        // Everything the log held is in the queues, fsynced.
+        log.release(|| u64::MAX);
+        let progress: HashMap<String, Arc<Progress>> = queues
+            .keys()
+            .map(|name| (name.clone(), Arc::new(Progress::default())))
+            .collect();
+        let all: Arc<[Arc<Progress>]> = progress.values().cloned().collect();
+        let senders = queues
+            .iter()
+            .filter_map(|(name, queue)| {
+                let progress = progress.get(name)?.clone();
+                Some((
+                    name.clone(),
+                    Sender::start(queue.clone(), progress, all.clone(), log.clone()),
+                ))
+            })
+            .collect();
+        Ok(Self {
             routing: routing.clone(),
-            senders: queues
-                .iter()
-                .map(|(name, queue)| (name.clone(), Sender::start(queue.clone())))
-                .collect(),
+            log,
+            senders,
+        })
+    }
+}
+
+/// Sends each queue the log's records past its [`Queue::logged_through`], in log order.
+async fn replay(queues: &Queues, logged: Vec<Logged>) -> Result<(), StackError> {
+    let mut by_queue: HashMap<String, Vec<Logged>> = HashMap::new();
+    for record in logged {
+        by_queue
+            .entry(record.queue.clone())
+            .or_default()
+            .push(record);
+    }
+    for (name, records) in by_queue {
+        let Some(queue) = queues.get(&name) else {
+            warn!(queue = %name, messages = records.len(), "the ingest log holds messages for a queue the template no longer defines; they are dropped");
+            continue;
+        };
+        let failed = |e: EmbeddedError| StackError::Storage {
+            path: format!("ingest log → queue {name}"),
+            detail: e.to_string(),
+        };
+        let through = queue.logged_through().map_err(failed)?;
+        let pending: Vec<&Logged> = records.iter().filter(|r| r.seq > through).collect();
+        for chunk in pending.chunks(MAX_BATCH) {
+            let bodies: Vec<&[u8]> = chunk.iter().map(|r| r.body.as_slice()).collect();
+            let last = chunk.last().map_or(through, |r| r.seq);
+            queue
+                .send_logged(&bodies, last, hearth_embedded::now_ms())
+                .await
+                .map_err(failed)?;
+        }
+        if !pending.is_empty() {
+            info!(queue = %name, messages = pending.len(), "queued from the ingest log after a restart");
         }
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -260,39 +330,66 @@ impl Ingress for RulesIngress {
             let Some(sender) = self.senders.get(queue) else {
                 return Err(format!("rule targets unknown queue {queue}"));
             };
-            sender.send(body).await?;
+            // Checked here so an oversized message never reaches the log.
+            if body.len() > hearth_embedded::MAX_MESSAGE_BYTES {
+                return Err(format!(
+                    "message of {} bytes exceeds the queue's {}-byte limit",
+                    body.len(),
+                    hearth_embedded::MAX_MESSAGE_BYTES
+                ));
+            }
+            self.log
+                .append(queue, body, |seq, body| sender.push(seq, body))
+                .map_err(|e| e.to_string())??;
         }
         Ok(())
     }
 }
 
-/// One message waiting to be sent, and who to tell when it is durable.
-struct Outgoing {
-    body: Vec<u8>,
-    durable: oneshot::Sender<Result<(), String>>,
+/// How far one queue's committer got: the last log sequence number handed to it, and the last
+/// one it holds durably.
+#[derive(Default)]
+struct Progress {
+    pushed: AtomicU64,
+    durable: AtomicU64,
 }
 
-/// Collects the messages that concurrent publishers route to one queue and sends them in
-/// batches: one commit and one fsync wait for many messages (each publisher still waits until
-/// its own message is durable before its PUBACK).
+/// The log sequence number up to which every queue holds every message durably: the lowest
+/// `durable` of the committers that have messages outstanding (`u64::MAX` if none has).
+fn durable_through(all: &[Arc<Progress>]) -> u64 {
+    all.iter()
+        .filter_map(|p| {
+            let durable = p.durable.load(Ordering::Acquire);
+            (p.pushed.load(Ordering::Acquire) != durable).then_some(durable)
+        })
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// One queue's committer: takes the log's messages for the queue in log order and sends them
+/// in batches (one commit and one fsync for many; a batch gathers while the previous one
+/// waits for its fsync), then releases the log segments every queue holds durably.
 struct Sender {
-    tx: mpsc::UnboundedSender<Outgoing>,
+    tx: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    progress: Arc<Progress>,
 }
 
 /// Largest batch one commit takes.
 const MAX_BATCH: usize = 1024;
-/// Batches being committed at once (while they wait for their fsync, the next one gathers).
-const IN_FLIGHT_BATCHES: usize = 4;
+/// The longest wait between attempts to commit a batch that failed.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 impl Sender {
-    fn start(queue: Arc<Queue>) -> Sender {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    fn start(
+        queue: Arc<Queue>,
+        progress: Arc<Progress>,
+        all: Arc<[Arc<Progress>]>,
+        log: Arc<IngestLog>,
+    ) -> Sender {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Vec<u8>)>();
+        let mine = progress.clone();
         tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(IN_FLIGHT_BATCHES));
             while let Some(first) = rx.recv().await {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
@@ -300,41 +397,32 @@ impl Sender {
                         Err(_) => break,
                     }
                 }
-                let queue = queue.clone();
-                tokio::spawn(async move {
-                    let bodies: Vec<&[u8]> = batch.iter().map(|o| o.body.as_slice()).collect();
-                    let result = queue
-                        .send_batch(&bodies, hearth_embedded::now_ms())
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string());
-                    drop(bodies);
-                    for outgoing in batch {
-                        let _ = outgoing.durable.send(result.clone());
-                    }
-                    drop(slot);
-                });
+                let through = batch.last().map_or(0, |(seq, _)| *seq);
+                let bodies: Vec<&[u8]> = batch.iter().map(|(_, body)| body.as_slice()).collect();
+                // The messages are acknowledged and in the log: keep trying (a restart would
+                // replay them too).
+                let mut wait = Duration::from_millis(100);
+                while let Err(e) = queue
+                    .send_logged(&bodies, through, hearth_embedded::now_ms())
+                    .await
+                {
+                    error!(queue = queue.name(), error = %e, "could not queue messages from the ingest log; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_RETRY_WAIT);
+                }
+                mine.durable.store(through, Ordering::Release);
+                log.release(|| durable_through(&all));
             }
         });
-        Sender { tx }
+        Sender { tx, progress }
     }
 
-    /// Sends one message; returns once it is durable.
-    async fn send(&self, body: Vec<u8>) -> Result<(), String> {
-        // Checked here so one oversized message cannot fail the batch it would share.
-        if body.len() > hearth_embedded::MAX_MESSAGE_BYTES {
-            return Err(format!(
-                "message of {} bytes exceeds the queue's {}-byte limit",
-                body.len(),
-                hearth_embedded::MAX_MESSAGE_BYTES
-            ));
-        }
-        let (durable, done) = oneshot::channel();
+    /// Hands the committer the log's message `seq` (called in log order, under the log).
+    fn push(&self, seq: u64, body: Vec<u8>) -> Result<(), String> {
+        self.progress.pushed.store(seq, Ordering::Release);
         self.tx
-            .send(Outgoing { body, durable })
-            .map_err(|_| "the queue's sender stopped".to_owned())?;
-        done.await
-            .map_err(|_| "the queue's sender stopped".to_owned())?
+            .send((seq, body))
+            .map_err(|_| "the queue's committer stopped".to_owned())
     }
 }
 
@@ -578,5 +666,91 @@ impl Inspect for Inspector {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn template() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+    }
+
+    fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn bodies(queue: &Queue) -> Vec<Vec<u8>> {
+        ok(queue.receive(100, hearth_embedded::now_ms()))
+            .into_iter()
+            .map(|m| m.body.as_bytes().to_vec())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn acknowledged_messages_in_the_ingest_log_reach_their_queue_exactly_once() {
+        let dir = ok(tempfile::tempdir());
+        let routing = ok(load_routing(&template()));
+        let storage = ok(Storage::open(dir.path()));
+        let queues = ok(storage.open_queues(&routing));
+        let Some(state) = queues.get("StateQueue").cloned() else {
+            panic!("the template has no StateQueue");
+        };
+        // Acknowledged before a crash: all three in the log, only the first one committed.
+        {
+            let (log, _) = ok(storage.open_ingest_log());
+            for body in [&b"a"[..], b"b", b"c"] {
+                ok(log.append("StateQueue", body.to_vec(), |_, _| ()));
+            }
+        }
+        ok(state
+            .send_logged(&[b"a"], 1, hearth_embedded::now_ms())
+            .await);
+
+        let (log, logged) = ok(storage.open_ingest_log());
+        assert_eq!(logged.len(), 3);
+        let _ingress = ok(RulesIngress::start(&routing, &queues, log.clone(), logged).await);
+        assert_eq!(
+            bodies(&state),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(ok(state.logged_through()), 3);
+        assert_eq!(log.sealed(), 0, "the replayed segment is released");
+    }
+
+    #[tokio::test]
+    async fn a_routed_message_is_acknowledged_from_the_log_and_then_queued() {
+        let dir = ok(tempfile::tempdir());
+        let routing = ok(load_routing(&template()));
+        let storage = ok(Storage::open(dir.path()));
+        let queues = ok(storage.open_queues(&routing));
+        let Some(state) = queues.get("StateQueue").cloned() else {
+            panic!("the template has no StateQueue");
+        };
+        let (log, logged) = ok(storage.open_ingest_log());
+        let ingress = ok(RulesIngress::start(&routing, &queues, log, logged).await);
+        let payload = br#"{"seq":1,"temperatureC":21.5}"#;
+        ok(ingress
+            .accept("dt/thermo-x/th-1/telemetry", payload, "th-1", 1000)
+            .await);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut received = Vec::new();
+        while received.is_empty() && tokio::time::Instant::now() < deadline {
+            state.wait(Duration::from_millis(50)).await;
+            received = bodies(&state);
+        }
+        assert_eq!(received.len(), 1, "queued behind the log");
+        let Ok(body) = serde_json::from_slice::<Value>(&received[0]) else {
+            panic!("not JSON");
+        };
+        assert_eq!(body["thing"], "th-1");
+        assert_eq!(body["seq"], 1);
+        assert!(ok(state.logged_through()) >= 1);
     }
 }

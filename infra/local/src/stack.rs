@@ -150,7 +150,8 @@ impl Stack {
         }
 
         // IoT Core: broker, rules, shadow service, presence.
-        let ingress = Arc::new(glue::RulesIngress::new(&routing, &queues));
+        let (log, logged) = storage.open_ingest_log()?;
+        let ingress = Arc::new(glue::RulesIngress::start(&routing, &queues, log, logged).await?);
         let shadows = ShadowService::new(storage.shadows());
         let hooks = Arc::new(Hooks::new(ingress, shadows, storage.versions()));
         let provisioner = Arc::new(LocalProvisioner::new(
