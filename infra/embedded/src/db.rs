@@ -264,6 +264,22 @@ impl Db {
         self.inner.shared.commit_with_ids(1, |_, _| {})
     }
 
+    /// The highest ingest log position any queue has recorded ([`crate::Queue::logged_through`]),
+    /// including queues the caller no longer opens: the `floor` for [`crate::IngestLog::open`].
+    pub fn ingest_floor(&self) -> Result<u64, EmbeddedError> {
+        let mut floor = 0;
+        for item in self.inner.shared.meta.prefix(crate::queue::LOGGED_PREFIX) {
+            let (key, value) = item.into_inner().map_err(EmbeddedError::storage)?;
+            let position = value
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| EmbeddedError::corrupt("ingest position", format!("{key:?}")))?;
+            floor = floor.max(position);
+        }
+        Ok(floor)
+    }
+
     /// A durability barrier: checkpoints deferred state writes, then resolves once every write
     /// committed before the call is fsynced. Concurrent callers (and queue sends) share one
     /// fsync.

@@ -27,7 +27,8 @@ const PAYLOAD_HEADER: usize = 9;
 /// A record read back when the log is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
-    /// Its sequence number: strictly increasing, across restarts too.
+    /// Its sequence number: strictly increasing, across restarts too (given the `floor` of
+    /// [`IngestLog::open`]).
     pub seq: u64,
     /// The queue it is for.
     pub queue: String,
@@ -43,10 +44,11 @@ pub struct Logged {
 /// and a segment is released only after they hold its records durably).
 ///
 /// **Recovery.** [`open`](Self::open) reads every segment back, in sequence order: a record cut
-/// short or failing its checksum ends its segment (the process was killed while writing it, so
-/// it was never acknowledged). The owner sends again what the queues do not hold yet. A failed
-/// write poisons the log (every later append fails), so no acknowledged record ever follows a
-/// torn one.
+/// short or failing its checksum ends its segment, with a warning (after a kill, that is the
+/// write the process died in, never acknowledged; after a power loss or damage to the disk,
+/// what follows it is lost). A segment is never appended to after a reopen, and a failed write
+/// poisons the log (every later append fails), so no record acknowledged by this process ever
+/// follows a torn one. The owner sends again what the queues do not hold yet.
 ///
 /// **Space.** Sealed segments stay until [`release`](Self::release) says their records are
 /// durable elsewhere.
@@ -98,13 +100,13 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EmbeddedError> {
     Ok(found)
 }
 
-/// The intact records at the start of `bytes`.
-fn parse(mut bytes: &[u8]) -> Vec<Logged> {
+/// The intact records at the start of `bytes`, and how many bytes follow them.
+fn parse(mut bytes: &[u8]) -> (Vec<Logged>, usize) {
     let mut records = Vec::new();
     while let Some(record) = next_record(&mut bytes) {
         records.push(record);
     }
-    records
+    (records, bytes.len())
 }
 
 fn next_record(bytes: &mut &[u8]) -> Option<Logged> {
@@ -143,21 +145,36 @@ fn create_segment(dir: &Path, first: u64) -> Result<File, EmbeddedError> {
 
 impl IngestLog {
     /// Opens the log in `dir` (creating it if needed) and returns it with every intact record,
-    /// in sequence order. Appends go to a new segment; the old ones are sealed.
-    pub fn open(dir: impl AsRef<Path>) -> Result<(IngestLog, Vec<Logged>), EmbeddedError> {
+    /// in sequence order. Appends go to a new segment; the old ones are sealed. New sequence
+    /// numbers start above `floor` too: pass the highest number anything outside the log has
+    /// recorded (a queue's position), so that numbers never go back even if the log lost its
+    /// tail to a power loss or was deleted.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        floor: u64,
+    ) -> Result<(IngestLog, Vec<Logged>), EmbeddedError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(io)?;
         let mut records = Vec::new();
         let mut sealed = Vec::new();
-        let mut next = 1;
+        let mut next = floor.saturating_add(1);
         for (first, path) in segments(&dir)? {
-            let read = parse(&fs::read(&path).map_err(io)?);
+            let bytes = fs::read(&path).map_err(io)?;
+            let (read, ignored) = parse(&bytes);
+            if ignored > 0 {
+                tracing::warn!(segment = %path.display(), ignored_bytes = ignored, records = read.len(), "ingest log segment ends in a torn or corrupt record; the bytes from there on are ignored");
+            }
             let last = read.last().map_or(first.saturating_sub(1), |r| r.seq);
             next = next.max(first).max(last.saturating_add(1));
+            if !bytes.is_empty() {
+                // Never appended to again, even if it holds no intact record.
+                next = next.max(first.saturating_add(1));
+            }
             records.extend(read);
             sealed.push((last, path));
         }
-        // An empty segment named like the new one is reused rather than listed twice.
+        // An empty segment named like the new one is reused rather than listed twice (one
+        // with bytes in it never is: `next` is past its first number).
         let active = dir.join(segment_name(next));
         sealed.retain(|(_, path)| *path != active);
         let file = create_segment(&dir, next)?;
@@ -272,7 +289,7 @@ mod tests {
     use super::*;
 
     fn open(dir: &Path) -> (IngestLog, Vec<Logged>) {
-        match IngestLog::open(dir) {
+        match IngestLog::open(dir, 0) {
             Ok(opened) => opened,
             Err(e) => panic!("open: {e}"),
         }
@@ -408,5 +425,43 @@ mod tests {
             vec![last - 1, last],
             "only the active segment is left"
         );
+    }
+
+    #[test]
+    fn a_segment_with_only_a_torn_record_is_not_appended_to_again() {
+        let dir = temp();
+        let (log, _) = open(dir.path());
+        append(&log, "q", b"torn");
+        drop(log);
+        let Ok(Some((_, path))) = segments(dir.path()).map(|s| s.into_iter().last()) else {
+            panic!("no segment");
+        };
+        let Ok(bytes) = fs::read(&path) else {
+            panic!("read");
+        };
+        if let Err(e) = fs::write(&path, &bytes[..bytes.len() - 1]) {
+            panic!("write: {e}");
+        }
+        let (log, records) = open(dir.path());
+        assert!(records.is_empty());
+        let seq = append(&log, "q", b"after");
+        drop(log);
+        let (_, records) = open(dir.path());
+        assert_eq!(summary(&records), vec![(seq, "q", &b"after"[..])]);
+    }
+
+    #[test]
+    fn numbering_starts_above_the_floor() {
+        let dir = temp();
+        let Ok((log, _)) = IngestLog::open(dir.path(), 41) else {
+            panic!("open");
+        };
+        assert_eq!(append(&log, "q", b"x"), 42);
+        drop(log);
+        // A floor below what the log holds changes nothing.
+        let Ok((log, _)) = IngestLog::open(dir.path(), 7) else {
+            panic!("open");
+        };
+        assert_eq!(append(&log, "q", b"y"), 43);
     }
 }

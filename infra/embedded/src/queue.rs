@@ -28,6 +28,8 @@ const FORMAT: u8 = 1;
 const HEADER: usize = 9;
 const TAG_MESSAGE: u8 = 0;
 const TAG_RECEIVES: u8 = 1;
+/// The `meta` keys of the queues' ingest log positions: this prefix and the queue name.
+pub(crate) const LOGGED_PREFIX: &[u8] = b"ingest/";
 /// SQS's longest queue name.
 const MAX_NAME: usize = 80;
 
@@ -381,7 +383,7 @@ impl QueueCore {
 
     /// The `meta` key of the queue's ingest log position.
     fn logged_key(&self) -> Vec<u8> {
-        let mut key = b"ingest/".to_vec();
+        let mut key = LOGGED_PREFIX.to_vec();
         key.extend_from_slice(self.name.as_bytes());
         key
     }

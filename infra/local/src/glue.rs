@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,8 +16,8 @@ use hearth_iot_rules::template::{self, Consumer, Routing};
 use hearth_ports::{DeadLetterSink, StateStore, StoreError};
 use hearth_state_processor::Ports;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info};
 
 use crate::broker::Ingress;
 use crate::http::Inspect;
@@ -171,7 +171,11 @@ impl Storage {
     /// Opens the ingest log under `<data dir>/ingest`, with the records it holds.
     pub fn open_ingest_log(&self) -> Result<(Arc<IngestLog>, Vec<Logged>), StackError> {
         let dir = self.path.join("ingest");
-        let (log, logged) = IngestLog::open(&dir).map_err(|e| storage_error(&dir, &e))?;
+        let floor = self
+            .db
+            .ingest_floor()
+            .map_err(|e| storage_error(&self.path, &e))?;
+        let (log, logged) = IngestLog::open(&dir, floor).map_err(|e| storage_error(&dir, &e))?;
         Ok((Arc::new(log), logged))
     }
 
@@ -240,7 +244,17 @@ pub struct RulesIngress {
     routing: Routing,
     log: Arc<IngestLog>,
     senders: HashMap<String, Sender>,
+    /// Set when a committed batch could not be fsynced: nothing can be made durable any more,
+    /// so nothing more is accepted.
+    failed: Arc<AtomicBool>,
+    committers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
+
+/// Messages a queue's committer may be behind by before publishes routed to it are refused
+/// (the client is disconnected and resends later).
+const MAX_BACKLOG: u64 = 1 << 20;
+/// How long closing waits for a committer to finish.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl RulesIngress {
     /// Sends the queues what `logged` (the log's records, as opened) holds that they do not,
@@ -260,25 +274,55 @@ impl RulesIngress {
             .map(|name| (name.clone(), Arc::new(Progress::default())))
             .collect();
         let all: Arc<[Arc<Progress>]> = progress.values().cloned().collect();
-        let senders = queues
-            .iter()
-            .filter_map(|(name, queue)| {
-                let progress = progress.get(name)?.clone();
-                Some((
-                    name.clone(),
-                    Sender::start(queue.clone(), progress, all.clone(), log.clone()),
-                ))
-            })
-            .collect();
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut senders = HashMap::new();
+        let mut committers = Vec::new();
+        for (name, queue) in queues {
+            let Some(progress) = progress.get(name) else {
+                continue;
+            };
+            let (sender, committer) = Sender::start(Committer {
+                queue: queue.clone(),
+                progress: progress.clone(),
+                all: all.clone(),
+                log: log.clone(),
+                failed: failed.clone(),
+            });
+            senders.insert(name.clone(), sender);
+            committers.push(committer);
+        }
         Ok(Self {
             routing: routing.clone(),
             log,
             senders,
+            failed,
+            committers: std::sync::Mutex::new(committers),
         })
+    }
+
+    /// Has every committer queue what it was handed, then stop. Later publishes are refused.
+    pub async fn close(&self) {
+        let mut closing = Vec::new();
+        for sender in self.senders.values() {
+            let (done, closed) = oneshot::channel();
+            if sender.tx.send(Item::Close(done)).is_ok() {
+                closing.push(closed);
+            }
+        }
+        for closed in closing {
+            let _ = tokio::time::timeout(CLOSE_WAIT, closed).await;
+        }
+        let committers = std::mem::take(&mut *crate::lock(&self.committers));
+        for committer in committers {
+            committer.abort();
+            let _ = committer.await;
+        }
     }
 }
 
-/// Sends each queue the log's records past its [`Queue::logged_through`], in log order.
+/// Sends each queue the log's records past its [`Queue::logged_through`], in log order. Records
+/// for a queue the template no longer defines stop the start: they were acknowledged, and only
+/// the user can decide to drop them.
 async fn replay(queues: &Queues, logged: Vec<Logged>) -> Result<(), StackError> {
     let mut by_queue: HashMap<String, Vec<Logged>> = HashMap::new();
     for record in logged {
@@ -287,9 +331,24 @@ async fn replay(queues: &Queues, logged: Vec<Logged>) -> Result<(), StackError> 
             .or_default()
             .push(record);
     }
+    let mut unknown: Vec<String> = by_queue
+        .iter()
+        .filter(|(name, _)| !queues.contains_key(*name))
+        .map(|(name, records)| format!("{} for {name}", records.len()))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort();
+        return Err(StackError::Storage {
+            path: "ingest log".to_owned(),
+            detail: format!(
+                "it holds acknowledged messages for queues template.yaml does not define ({}); \
+                 define them again, or delete the data directory's ingest/ folder to drop them",
+                unknown.join(", ")
+            ),
+        });
+    }
     for (name, records) in by_queue {
         let Some(queue) = queues.get(&name) else {
-            warn!(queue = %name, messages = records.len(), "the ingest log holds messages for a queue the template no longer defines; they are dropped");
             continue;
         };
         let failed = |e: EmbeddedError| StackError::Storage {
@@ -322,15 +381,22 @@ impl Ingress for RulesIngress {
         client_id: &str,
         now_ms: u64,
     ) -> Result<(), String> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(
+                "the queues can no longer be made durable (an fsync failed); restart the stack"
+                    .to_owned(),
+            );
+        }
         let routed = self.routing.route(topic, payload, client_id, now_ms);
         if routed.is_empty() {
             debug!(topic, "no topic rule matched");
         }
+        // Every copy is checked before the first is logged: a refused message leaves none.
+        let mut checked = Vec::with_capacity(routed.len());
         for (queue, body) in routed {
             let Some(sender) = self.senders.get(queue) else {
                 return Err(format!("rule targets unknown queue {queue}"));
             };
-            // Checked here so an oversized message never reaches the log.
             if body.len() > hearth_embedded::MAX_MESSAGE_BYTES {
                 return Err(format!(
                     "message of {} bytes exceeds the queue's {}-byte limit",
@@ -338,6 +404,13 @@ impl Ingress for RulesIngress {
                     hearth_embedded::MAX_MESSAGE_BYTES
                 ));
             }
+            let backlog = sender.progress.backlog();
+            if backlog > MAX_BACKLOG {
+                return Err(format!("queue {queue} is {backlog} messages behind"));
+            }
+            checked.push((queue, sender, body));
+        }
+        for (queue, sender, body) in checked {
             self.log
                 .append(queue, body, |seq, body| sender.push(seq, body))
                 .map_err(|e| e.to_string())??;
@@ -354,6 +427,15 @@ struct Progress {
     durable: AtomicU64,
 }
 
+impl Progress {
+    /// Messages handed over and not yet durable.
+    fn backlog(&self) -> u64 {
+        self.pushed
+            .load(Ordering::Acquire)
+            .saturating_sub(self.durable.load(Ordering::Acquire))
+    }
+}
+
 /// The log sequence number up to which every queue holds every message durably: the lowest
 /// `durable` of the committers that have messages outstanding (`u64::MAX` if none has).
 fn durable_through(all: &[Arc<Progress>]) -> u64 {
@@ -366,12 +448,29 @@ fn durable_through(all: &[Arc<Progress>]) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// What a committer is handed.
+enum Item {
+    /// A log message for its queue: sequence number and body.
+    Message(u64, Vec<u8>),
+    /// Queue what came before, answer, and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle the hook hands a queue's log messages to.
+struct Sender {
+    tx: mpsc::UnboundedSender<Item>,
+    progress: Arc<Progress>,
+}
+
 /// One queue's committer: takes the log's messages for the queue in log order and sends them
 /// in batches (one commit and one fsync for many; a batch gathers while the previous one
 /// waits for its fsync), then releases the log segments every queue holds durably.
-struct Sender {
-    tx: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+struct Committer {
+    queue: Arc<Queue>,
     progress: Arc<Progress>,
+    all: Arc<[Arc<Progress>]>,
+    log: Arc<IngestLog>,
+    failed: Arc<AtomicBool>,
 }
 
 /// Largest batch one commit takes.
@@ -380,49 +479,85 @@ const MAX_BATCH: usize = 1024;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 impl Sender {
-    fn start(
-        queue: Arc<Queue>,
-        progress: Arc<Progress>,
-        all: Arc<[Arc<Progress>]>,
-        log: Arc<IngestLog>,
-    ) -> Sender {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Vec<u8>)>();
-        let mine = progress.clone();
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let through = batch.last().map_or(0, |(seq, _)| *seq);
-                let bodies: Vec<&[u8]> = batch.iter().map(|(_, body)| body.as_slice()).collect();
-                // The messages are acknowledged and in the log: keep trying (a restart would
-                // replay them too).
-                let mut wait = Duration::from_millis(100);
-                while let Err(e) = queue
-                    .send_logged(&bodies, through, hearth_embedded::now_ms())
-                    .await
-                {
-                    error!(queue = queue.name(), error = %e, "could not queue messages from the ingest log; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(MAX_RETRY_WAIT);
-                }
-                mine.durable.store(through, Ordering::Release);
-                log.release(|| durable_through(&all));
-            }
-        });
-        Sender { tx, progress }
+    fn start(committer: Committer) -> (Sender, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel::<Item>();
+        let sender = Sender {
+            tx,
+            progress: committer.progress.clone(),
+        };
+        (sender, tokio::spawn(committer.run(rx)))
     }
 
     /// Hands the committer the log's message `seq` (called in log order, under the log).
     fn push(&self, seq: u64, body: Vec<u8>) -> Result<(), String> {
         self.progress.pushed.store(seq, Ordering::Release);
         self.tx
-            .send((seq, body))
+            .send(Item::Message(seq, body))
             .map_err(|_| "the queue's committer stopped".to_owned())
+    }
+}
+
+impl Committer {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Item>) {
+        while let Some(item) = rx.recv().await {
+            let mut batch = Vec::new();
+            let mut close = None;
+            match item {
+                Item::Message(seq, body) => batch.push((seq, body)),
+                Item::Close(done) => close = Some(done),
+            }
+            while close.is_none() && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Item::Message(seq, body)) => batch.push((seq, body)),
+                    Ok(Item::Close(done)) => close = Some(done),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() && !self.commit(&batch).await {
+                return;
+            }
+            if let Some(done) = close {
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+
+    /// Sends one batch; `false` if nothing can be made durable any more.
+    async fn commit(&self, batch: &[(u64, Vec<u8>)]) -> bool {
+        let through = batch.last().map_or(0, |(seq, _)| *seq);
+        let bodies: Vec<&[u8]> = batch.iter().map(|(_, body)| body.as_slice()).collect();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self
+                .queue
+                .send_logged(&bodies, through, hearth_embedded::now_ms())
+                .await
+            {
+                Ok(_) => break,
+                Err(EmbeddedError::SyncFailed(reason)) => {
+                    // Committed, never durable: sending it again would queue it twice. The
+                    // log keeps it for the next start; until then nothing more is accepted.
+                    error!(
+                        queue = self.queue.name(),
+                        reason,
+                        "the queue can no longer be made durable; refusing further messages"
+                    );
+                    self.failed.store(true, Ordering::Release);
+                    return false;
+                }
+                Err(e) => {
+                    // Not committed: the messages are acknowledged and in the log, so keep
+                    // trying (a restart would replay them too).
+                    error!(queue = self.queue.name(), error = %e, "could not queue messages from the ingest log; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_RETRY_WAIT);
+                }
+            }
+        }
+        self.progress.durable.store(through, Ordering::Release);
+        self.log.release(|| durable_through(&self.all));
+        true
     }
 }
 
@@ -739,12 +874,9 @@ mod tests {
         ok(ingress
             .accept("dt/thermo-x/th-1/telemetry", payload, "th-1", 1000)
             .await);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        let mut received = Vec::new();
-        while received.is_empty() && tokio::time::Instant::now() < deadline {
-            state.wait(Duration::from_millis(50)).await;
-            received = bodies(&state);
-        }
+        // Closing has the committers queue what they were handed.
+        ingress.close().await;
+        let received = bodies(&state);
         assert_eq!(received.len(), 1, "queued behind the log");
         let Ok(body) = serde_json::from_slice::<Value>(&received[0]) else {
             panic!("not JSON");
@@ -752,5 +884,32 @@ mod tests {
         assert_eq!(body["thing"], "th-1");
         assert_eq!(body["seq"], 1);
         assert!(ok(state.logged_through()) >= 1);
+        assert!(
+            ingress
+                .accept("dt/thermo-x/th-1/telemetry", payload, "th-1", 1001)
+                .await
+                .is_err(),
+            "nothing is accepted once closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn logged_messages_for_a_queue_the_template_dropped_stop_the_start() {
+        let dir = ok(tempfile::tempdir());
+        let routing = ok(load_routing(&template()));
+        let storage = ok(Storage::open(dir.path()));
+        let queues = ok(storage.open_queues(&routing));
+        {
+            let (log, _) = ok(storage.open_ingest_log());
+            ok(log.append("RemovedQueue", b"kept".to_vec(), |_, _| ()));
+        }
+        let (log, logged) = ok(storage.open_ingest_log());
+        let Err(e) = RulesIngress::start(&routing, &queues, log, logged).await else {
+            panic!("started with acknowledged messages for a queue that is gone");
+        };
+        assert!(e.to_string().contains("1 for RemovedQueue"), "{e}");
+        // Still there for the user to decide.
+        let (_, logged) = ok(storage.open_ingest_log());
+        assert_eq!(logged.len(), 1);
     }
 }

@@ -92,6 +92,7 @@ pub struct Stack {
     broker: BrokerShutdownHandle,
     broker_task: tokio::task::JoinHandle<()>,
     hooks: Arc<Hooks>,
+    ingress: Arc<glue::RulesIngress>,
     tasks: JoinSet<()>,
     storage: Storage,
     allow_anonymous: bool,
@@ -153,7 +154,7 @@ impl Stack {
         let (log, logged) = storage.open_ingest_log()?;
         let ingress = Arc::new(glue::RulesIngress::start(&routing, &queues, log, logged).await?);
         let shadows = ShadowService::new(storage.shadows());
-        let hooks = Arc::new(Hooks::new(ingress, shadows, storage.versions()));
+        let hooks = Arc::new(Hooks::new(ingress.clone(), shadows, storage.versions()));
         let provisioner = Arc::new(LocalProvisioner::new(
             storage.documents("iot"),
             LocalCa::open(&config.data_dir)?,
@@ -231,6 +232,7 @@ impl Stack {
             broker: broker_handle,
             broker_task,
             hooks,
+            ingress,
             tasks,
             storage,
             allow_anonymous: config.allow_anonymous,
@@ -311,6 +313,8 @@ impl Stack {
             self.broker_task.abort();
         }
         self.hooks.detach();
+        // What the broker acknowledged reaches the queues before they close.
+        self.ingress.close().await;
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !self.tasks.is_empty() {
