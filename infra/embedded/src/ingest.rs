@@ -309,6 +309,26 @@ mod tests {
         }
     }
 
+    /// The newest segment's path.
+    fn newest(dir: &Path) -> PathBuf {
+        match segments(dir).map(|s| s.into_iter().last()) {
+            Ok(Some((_, path))) => path,
+            _ => panic!("no segment"),
+        }
+    }
+
+    /// Changes a file's bytes in place (what a crash or a bad disk leaves behind).
+    fn rewrite(path: &Path, change: impl FnOnce(&mut Vec<u8>)) {
+        let mut bytes = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("read: {e}"),
+        };
+        change(&mut bytes);
+        if let Err(e) = fs::write(path, &bytes) {
+            panic!("write: {e}");
+        }
+    }
+
     fn summary(records: &[Logged]) -> Vec<(u64, &str, &[u8])> {
         records
             .iter()
@@ -348,17 +368,9 @@ mod tests {
         append(&log, "q", b"kept");
         append(&log, "q", b"torn");
         drop(log);
-        let Ok(Some((_, path))) = segments(dir.path()).map(|s| s.into_iter().last()) else {
-            panic!("no segment");
-        };
-        let Ok(mut bytes) = fs::read(&path) else {
-            panic!("read");
-        };
+        let path = newest(dir.path());
         // Killed in the middle of the second write.
-        bytes.truncate(bytes.len() - 2);
-        if let Err(e) = fs::write(&path, &bytes) {
-            panic!("write: {e}");
-        }
+        rewrite(&path, |bytes| bytes.truncate(bytes.len() - 2));
         let (log, records) = open(dir.path());
         assert_eq!(summary(&records), vec![(1, "q", &b"kept"[..])]);
         // The torn record was never acknowledged: its number goes to the next message.
@@ -367,18 +379,14 @@ mod tests {
 
         // A flipped bit in an intact record fails its checksum: that segment ends there, the
         // next segment is read as usual.
-        let Ok(mut bytes) = fs::read(&path) else {
-            panic!("read");
-        };
-        let Some(at) = bytes.windows(4).position(|w| w == b"kept") else {
-            panic!("record not found");
-        };
-        if let Some(byte) = bytes.get_mut(at) {
-            *byte ^= 1;
-        }
-        if let Err(e) = fs::write(&path, &bytes) {
-            panic!("write: {e}");
-        }
+        rewrite(&path, |bytes| {
+            let Some(at) = bytes.windows(4).position(|w| w == b"kept") else {
+                panic!("record not found");
+            };
+            if let Some(byte) = bytes.get_mut(at) {
+                *byte ^= 1;
+            }
+        });
         let (_, records) = open(dir.path());
         assert_eq!(summary(&records), vec![(2, "q", &b"next"[..])]);
     }
@@ -433,15 +441,7 @@ mod tests {
         let (log, _) = open(dir.path());
         append(&log, "q", b"torn");
         drop(log);
-        let Ok(Some((_, path))) = segments(dir.path()).map(|s| s.into_iter().last()) else {
-            panic!("no segment");
-        };
-        let Ok(bytes) = fs::read(&path) else {
-            panic!("read");
-        };
-        if let Err(e) = fs::write(&path, &bytes[..bytes.len() - 1]) {
-            panic!("write: {e}");
-        }
+        rewrite(&newest(dir.path()), |bytes| bytes.truncate(bytes.len() - 1));
         let (log, records) = open(dir.path());
         assert!(records.is_empty());
         let seq = append(&log, "q", b"after");

@@ -821,6 +821,19 @@ mod tests {
         }
     }
 
+    /// A stack's storage and queues from the template, in a temporary directory, and its
+    /// state queue.
+    fn fixture() -> (tempfile::TempDir, Routing, Storage, Queues, Arc<Queue>) {
+        let dir = ok(tempfile::tempdir());
+        let routing = ok(load_routing(&template()));
+        let storage = ok(Storage::open(dir.path()));
+        let queues = ok(storage.open_queues(&routing));
+        let Some(state) = queues.get("StateQueue").cloned() else {
+            panic!("the template has no StateQueue");
+        };
+        (dir, routing, storage, queues, state)
+    }
+
     fn bodies(queue: &Queue) -> Vec<Vec<u8>> {
         ok(queue.receive(100, hearth_embedded::now_ms()))
             .into_iter()
@@ -830,13 +843,7 @@ mod tests {
 
     #[tokio::test]
     async fn acknowledged_messages_in_the_ingest_log_reach_their_queue_exactly_once() {
-        let dir = ok(tempfile::tempdir());
-        let routing = ok(load_routing(&template()));
-        let storage = ok(Storage::open(dir.path()));
-        let queues = ok(storage.open_queues(&routing));
-        let Some(state) = queues.get("StateQueue").cloned() else {
-            panic!("the template has no StateQueue");
-        };
+        let (_dir, routing, storage, queues, state) = fixture();
         // Acknowledged before a crash: all three in the log, only the first one committed.
         {
             let (log, _) = ok(storage.open_ingest_log());
@@ -861,13 +868,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_routed_message_is_acknowledged_from_the_log_and_then_queued() {
-        let dir = ok(tempfile::tempdir());
-        let routing = ok(load_routing(&template()));
-        let storage = ok(Storage::open(dir.path()));
-        let queues = ok(storage.open_queues(&routing));
-        let Some(state) = queues.get("StateQueue").cloned() else {
-            panic!("the template has no StateQueue");
-        };
+        let (_dir, routing, storage, queues, state) = fixture();
         let (log, logged) = ok(storage.open_ingest_log());
         let ingress = ok(RulesIngress::start(&routing, &queues, log, logged).await);
         let payload = br#"{"seq":1,"temperatureC":21.5}"#;
@@ -895,10 +896,7 @@ mod tests {
 
     #[tokio::test]
     async fn logged_messages_for_a_queue_the_template_dropped_stop_the_start() {
-        let dir = ok(tempfile::tempdir());
-        let routing = ok(load_routing(&template()));
-        let storage = ok(Storage::open(dir.path()));
-        let queues = ok(storage.open_queues(&routing));
+        let (_dir, routing, storage, queues, _) = fixture();
         {
             let (log, _) = ok(storage.open_ingest_log());
             ok(log.append("RemovedQueue", b"kept".to_vec(), |_, _| ()));
