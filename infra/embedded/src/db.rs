@@ -270,12 +270,11 @@ impl Db {
         let mut floor = 0;
         for item in self.inner.shared.meta.prefix(crate::queue::LOGGED_PREFIX) {
             let (key, value) = item.into_inner().map_err(EmbeddedError::storage)?;
-            let position = value
-                .as_ref()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| EmbeddedError::corrupt("ingest position", format!("{key:?}")))?;
-            floor = floor.max(position);
+            let queue = String::from_utf8_lossy(
+                key.get(crate::queue::LOGGED_PREFIX.len()..)
+                    .unwrap_or_default(),
+            );
+            floor = floor.max(crate::queue::logged_position(&queue, &value)?);
         }
         Ok(floor)
     }

@@ -296,6 +296,11 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A stored ingest log position (the value of a [`LOGGED_PREFIX`] key).
+pub(crate) fn logged_position(queue: &str, value: &[u8]) -> Result<u64, EmbeddedError> {
+    be_u64(value).ok_or_else(|| EmbeddedError::corrupt("ingest position", format!("queue {queue}")))
+}
+
 fn be_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
@@ -506,12 +511,7 @@ impl Queue {
             .meta
             .get(self.core.logged_key())
             .map_err(EmbeddedError::storage)?;
-        match value {
-            None => Ok(0),
-            Some(v) => be_u64(&v).ok_or_else(|| {
-                EmbeddedError::corrupt("ingest position", format!("queue {}", self.core.name))
-            }),
-        }
+        value.map_or(Ok(0), |v| logged_position(&self.core.name, &v))
     }
 
     async fn send<B: AsRef<[u8]>>(

@@ -269,21 +269,18 @@ impl RulesIngress {
         replay(queues, logged).await?;
         // Everything the log held is in the queues, fsynced.
         log.release(|| u64::MAX);
-        let progress: HashMap<String, Arc<Progress>> = queues
-            .keys()
-            .map(|name| (name.clone(), Arc::new(Progress::default())))
+        let progress: Vec<(&String, &Arc<Queue>, Arc<Progress>)> = queues
+            .iter()
+            .map(|(name, queue)| (name, queue, Arc::new(Progress::default())))
             .collect();
-        let all: Arc<[Arc<Progress>]> = progress.values().cloned().collect();
+        let all: Arc<[Arc<Progress>]> = progress.iter().map(|(_, _, p)| p.clone()).collect();
         let failed = Arc::new(AtomicBool::new(false));
         let mut senders = HashMap::new();
         let mut committers = Vec::new();
-        for (name, queue) in queues {
-            let Some(progress) = progress.get(name) else {
-                continue;
-            };
+        for (name, queue, progress) in progress {
             let (sender, committer) = Sender::start(Committer {
                 queue: queue.clone(),
-                progress: progress.clone(),
+                progress,
                 all: all.clone(),
                 log: log.clone(),
                 failed: failed.clone(),
