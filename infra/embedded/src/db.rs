@@ -432,24 +432,22 @@ impl Shared {
     pub(crate) fn checkpoint_state(&self) -> Result<usize, EmbeddedError> {
         let mut written = 0;
         for stripe in &self.state_cache {
-            let mut cache = lock(stripe);
-            let mut batch = None;
-            let mut keys = Vec::new();
+            let mut guard = lock(stripe);
+            let cache = &mut *guard;
+            if cache.dirty == 0 {
+                continue;
+            }
+            let mut batch = self.batch();
             for (key, cached) in cache.entries.iter().filter(|(_, c)| c.dirty) {
                 let value = crate::adapters::encode("state", &cached.state)?;
-                batch
-                    .get_or_insert_with(|| self.batch())
-                    .insert(&self.state, key.to_vec(), value);
-                keys.push(key.clone());
+                batch.insert(&self.state, key.to_vec(), value);
             }
-            let Some(batch) = batch else {
-                continue;
-            };
             batch.commit().map_err(EmbeddedError::storage)?;
-            for key in &keys {
-                cache.set_dirty(key, false);
+            // The stripe stayed locked: everything dirty was in the batch.
+            for cached in cache.entries.values_mut().filter(|c| c.dirty) {
+                cached.dirty = false;
             }
-            written += keys.len();
+            written += std::mem::take(&mut cache.dirty);
         }
         Ok(written)
     }

@@ -204,7 +204,7 @@ impl Hooks {
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock(&self.sessions)
     }
 
     async fn connected(&self, client_id: &str) {

@@ -751,7 +751,6 @@ impl Inspect for Inspector {
         };
         let state = self
             .storage
-            .db
             .state_store()
             .get_state(&id)
             .await

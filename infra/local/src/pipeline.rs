@@ -197,24 +197,8 @@ async fn gather(source: &EventSource) -> Result<Vec<Received>, String> {
 
 async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>) {
     let arn = format!("arn:aws:sqs:local:000000000000:{}", source.queue.name());
-    // The bodies move into the event; the ids and receipts stay for the response.
-    let mut handles = Vec::with_capacity(batch.len());
     let mut event = SqsEvent::default();
-    event.records = batch
-        .into_iter()
-        .map(|m| {
-            let record = record(
-                &arn,
-                &m.message_id,
-                &m.receipt,
-                m.body,
-                m.receive_count,
-                m.sent_at,
-            );
-            handles.push((m.message_id, m.receipt));
-            record
-        })
-        .collect();
+    event.records = batch.into_iter().map(|m| record(&arn, m)).collect();
     let failed: Vec<String> = match source.handler.invoke(&event).await {
         Ok(response) => response
             .batch_item_failures
@@ -229,10 +213,11 @@ async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>
     let waiting = {
         let mut receipts = lock(&finished.receipts);
         receipts.extend(
-            handles
+            event
+                .records
                 .into_iter()
-                .filter(|(id, _)| !failed.contains(id))
-                .map(|(_, receipt)| receipt),
+                .filter(|r| r.message_id.as_ref().is_some_and(|id| !failed.contains(id)))
+                .filter_map(|r| r.receipt_handle),
         );
         receipts.len()
     };
@@ -241,29 +226,22 @@ async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>
     }
 }
 
-/// The SQS record Lambda would pass for a received message.
-fn record(
-    arn: &str,
-    message_id: &str,
-    receipt: &str,
-    body: String,
-    receive_count: u32,
-    sent_at: u64,
-) -> SqsMessage {
+/// The SQS record Lambda would pass for a received message (which moves into it).
+fn record(arn: &str, m: Received) -> SqsMessage {
     let mut record = SqsMessage::default();
-    record.message_id = Some(message_id.to_owned());
-    record.receipt_handle = Some(receipt.to_owned());
-    record.body = Some(body);
+    record.message_id = Some(m.message_id);
+    record.receipt_handle = Some(m.receipt);
+    record.body = Some(m.body);
     record.event_source = Some("aws:sqs".to_owned());
     record.event_source_arn = Some(arn.to_owned());
     record.aws_region = Some("local".to_owned());
     record.attributes.insert(
         "ApproximateReceiveCount".to_owned(),
-        receive_count.to_string(),
+        m.receive_count.to_string(),
     );
     record
         .attributes
-        .insert("SentTimestamp".to_owned(), sent_at.to_string());
+        .insert("SentTimestamp".to_owned(), m.sent_at.to_string());
     record
 }
 
