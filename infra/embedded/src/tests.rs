@@ -31,6 +31,52 @@ fn ok<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
     }
 }
 
+/// The state update one queued envelope stands for.
+fn update_of(envelope: &str) -> hearth_domain::projection::DeviceState {
+    use hearth_domain::ingest::{Parsed, parse};
+    match ok(parse(envelope), "envelope") {
+        Parsed::Message(message) => message.into_update(),
+        Parsed::Ignored(why) => panic!("ignored: {why}"),
+    }
+}
+
+/// `dev-<n>`'s telemetry with sequence number `seq`, received at `seq` ms.
+fn telemetry(n: usize, seq: u64) -> hearth_domain::projection::DeviceState {
+    update_of(&format!(
+        r#"{{"thing":"dev-{n}","topic":"dt/p/dev-{n}/telemetry","received_at":{seq},"seq":{seq}}}"#
+    ))
+}
+
+/// `dev-<n>`'s connected presence event.
+fn presence(n: usize) -> hearth_domain::projection::DeviceState {
+    update_of(&format!(
+        r#"{{"thing":"dev-{n}","topic":"$aws/events/presence/connected/dev-{n}","received_at":1,"clientId":"dev-{n}","timestamp":1,"eventType":"connected","versionNumber":7}}"#
+    ))
+}
+
+fn id(n: usize) -> hearth_domain::device::DeviceId {
+    ok(
+        hearth_domain::device::DeviceId::parse(format!("dev-{n}")),
+        "id",
+    )
+}
+
+/// The sequence number of a state's telemetry.
+fn seq(state: Option<hearth_domain::projection::DeviceState>) -> Option<u64> {
+    state
+        .and_then(|s| s.telemetry)
+        .and_then(|t| t.payload.get("seq").and_then(serde_json::Value::as_u64))
+}
+
+/// `dev-<n>`'s state as the database holds it, with no cache in between.
+fn stored(db: &Db, n: usize) -> Option<hearth_domain::projection::DeviceState> {
+    let key = format!("dev-{n}");
+    ok(
+        crate::adapters::get(&db.shared().state, "state", key.as_bytes()),
+        "read the database",
+    )
+}
+
 #[tokio::test]
 async fn bodies_beyond_the_memory_budget_are_read_back_from_disk() {
     use crate::{QueueConfig, Received, Redrive};
@@ -79,8 +125,6 @@ async fn bodies_beyond_the_memory_budget_are_read_back_from_disk() {
 
 #[tokio::test]
 async fn the_state_cache_evicts_and_always_agrees_with_the_database() {
-    use hearth_domain::device::DeviceId;
-    use hearth_domain::ingest::{Parsed, parse};
     use hearth_ports::StateStore;
 
     // 2 cached projections per stripe under `cfg(test)`: 2,000 devices over 256 stripes evict
@@ -88,33 +132,13 @@ async fn the_state_cache_evicts_and_always_agrees_with_the_database() {
     let dir = ok(tempfile::tempdir(), "tempdir");
     let db = ok(Db::open(dir.path()), "open");
     let store = db.state_store();
-    let update = |thing: &str, seq: u64| {
-        let envelope = format!(
-            r#"{{"thing":"{thing}","topic":"dt/p/{thing}/telemetry","received_at":{seq},"seq":{seq}}}"#
-        );
-        match ok(parse(&envelope), "envelope") {
-            Parsed::Message(message) => message.into_update(),
-            Parsed::Ignored(why) => panic!("ignored: {why}"),
-        }
-    };
-    let id = |n: usize| ok(DeviceId::parse(format!("dev-{n}")), "id");
     for round in 1..=3_u64 {
         for n in 0..2_000 {
-            ok(
-                store
-                    .apply(&id(n), &update(&format!("dev-{n}"), round))
-                    .await,
-                "apply",
-            );
+            ok(store.apply(&id(n), &telemetry(n, round)).await, "apply");
         }
     }
     // An older message changes nothing, cached or not.
-    ok(store.apply(&id(7), &update("dev-7", 1)).await, "apply");
-    let seq = |state: Option<hearth_domain::projection::DeviceState>| {
-        state
-            .and_then(|s| s.telemetry)
-            .and_then(|t| t.payload.get("seq").and_then(|v| v.as_u64()))
-    };
+    ok(store.apply(&id(7), &telemetry(7, 1)).await, "apply");
     for n in [0, 7, 999, 1_999] {
         assert_eq!(
             seq(ok(store.get_state(&id(n)).await, "get")),
@@ -137,47 +161,25 @@ async fn the_state_cache_evicts_and_always_agrees_with_the_database() {
 
 #[tokio::test]
 async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
-    use hearth_domain::device::DeviceId;
-    use hearth_domain::ingest::{Parsed, parse};
-    use hearth_domain::projection::DeviceState;
     use hearth_ports::StateStore;
 
     let dir = ok(tempfile::tempdir(), "tempdir");
     let db = ok(Db::open(dir.path()), "open");
     let deferred = db.deferred_state_store();
-    let update = |n: usize, seq: u64| {
-        let envelope = format!(
-            r#"{{"thing":"dev-{n}","topic":"dt/p/dev-{n}/telemetry","received_at":{seq},"seq":{seq}}}"#
-        );
-        match ok(parse(&envelope), "envelope") {
-            Parsed::Message(message) => message.into_update(),
-            Parsed::Ignored(why) => panic!("ignored: {why}"),
-        }
-    };
-    let id = |n: usize| ok(DeviceId::parse(format!("dev-{n}")), "id");
-    let seq = |state: Option<DeviceState>| {
-        state
-            .and_then(|s| s.telemetry)
-            .and_then(|t| t.payload.get("seq").and_then(|v| v.as_u64()))
-    };
-    let stored = |n: usize| {
-        let key = format!("dev-{n}");
-        let state: Option<DeviceState> = ok(
-            crate::adapters::get(&db.shared().state, "state", key.as_bytes()),
-            "read the database",
-        );
-        seq(state)
-    };
     // 2,000 devices, 3 updates each: far more than the 2 entries per stripe the cache keeps under
     // `cfg(test)`, so only dirty entries can be holding them.
     for round in 1..=3_u64 {
         for n in 0..2_000 {
-            ok(deferred.apply(&id(n), &update(n, round)).await, "apply");
+            ok(deferred.apply(&id(n), &telemetry(n, round)).await, "apply");
         }
     }
     for n in [0, 7, 1_999] {
         assert_eq!(seq(ok(deferred.get_state(&id(n)).await, "get")), Some(3));
-        assert_eq!(stored(n), None, "dev-{n} written before a checkpoint");
+        assert_eq!(
+            seq(stored(&db, n)),
+            None,
+            "dev-{n} written before a checkpoint"
+        );
     }
     // Another adapter of the same database reads the deferred state too.
     assert_eq!(
@@ -191,7 +193,7 @@ async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
         "one write per device"
     );
     for n in 0..2_000 {
-        assert_eq!(stored(n), Some(3), "dev-{n}");
+        assert_eq!(seq(stored(&db, n)), Some(3), "dev-{n}");
     }
     assert_eq!(
         ok(deferred.checkpoint(), "checkpoint"),
@@ -200,29 +202,19 @@ async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
     );
 
     // An older message changes nothing: nothing to write.
-    ok(deferred.apply(&id(7), &update(7, 1)).await, "apply");
+    ok(deferred.apply(&id(7), &telemetry(7, 1)).await, "apply");
     assert_eq!(ok(deferred.checkpoint(), "checkpoint"), 0);
     // A write-through apply writes the deferred changes with its own: dev-9's presence event,
     // deferred, is stored by the write-through telemetry update that follows it.
-    ok(deferred.apply(&id(8), &update(8, 4)).await, "apply");
-    let presence = match ok(
-        parse(
-            r#"{"thing":"dev-9","topic":"$aws/events/presence/connected/dev-9","received_at":1,"clientId":"dev-9","timestamp":1,"eventType":"connected","versionNumber":7}"#,
-        ),
-        "envelope",
-    ) {
-        Parsed::Message(message) => message.into_update(),
-        Parsed::Ignored(why) => panic!("ignored: {why}"),
-    };
-    ok(deferred.apply(&id(9), &presence).await, "apply");
-    ok(db.state_store().apply(&id(9), &update(9, 6)).await, "apply");
-    assert_eq!(stored(9), Some(6));
-    let dev9: Option<DeviceState> = ok(
-        crate::adapters::get(&db.shared().state, "state", b"dev-9"),
-        "read the database",
+    ok(deferred.apply(&id(8), &telemetry(8, 4)).await, "apply");
+    ok(deferred.apply(&id(9), &presence(9)).await, "apply");
+    ok(
+        db.state_store().apply(&id(9), &telemetry(9, 6)).await,
+        "apply",
     );
+    assert_eq!(seq(stored(&db, 9)), Some(6));
     assert!(
-        dev9.and_then(|s| s.connectivity).is_some(),
+        stored(&db, 9).and_then(|s| s.connectivity).is_some(),
         "the deferred presence event was not written with the write-through update"
     );
     assert_eq!(
@@ -230,10 +222,10 @@ async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
         1,
         "only dev-8 was dirty"
     );
-    assert_eq!(stored(8), Some(4));
+    assert_eq!(seq(stored(&db, 8)), Some(4));
 
     // Closing the database writes what is still deferred.
-    ok(deferred.apply(&id(10), &update(10, 9)).await, "apply");
+    ok(deferred.apply(&id(10), &telemetry(10, 9)).await, "apply");
     drop((deferred, db));
     let db = ok(Db::open(dir.path()), "reopen");
     assert_eq!(
@@ -244,8 +236,6 @@ async fn deferred_state_writes_wait_for_a_checkpoint_and_are_never_evicted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_racing_deferred_applies_lose_nothing() {
-    use hearth_domain::device::DeviceId;
-    use hearth_domain::ingest::{Parsed, parse};
     use hearth_ports::StateStore;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -258,22 +248,14 @@ async fn checkpoints_racing_deferred_applies_lose_nothing() {
     // without the lock passed it 5 times out of 5.)
     let dir = ok(tempfile::tempdir(), "tempdir");
     let db = ok(Db::open(dir.path()), "open");
+    // Sequence number 0 stands for the presence event.
     let update = |n: usize, seq: u64| {
-        let envelope = if seq == 0 {
-            format!(
-                r#"{{"thing":"dev-{n}","topic":"$aws/events/presence/connected/dev-{n}","received_at":1,"clientId":"dev-{n}","timestamp":1,"eventType":"connected","versionNumber":7}}"#
-            )
+        if seq == 0 {
+            presence(n)
         } else {
-            format!(
-                r#"{{"thing":"dev-{n}","topic":"dt/p/dev-{n}/telemetry","received_at":{seq},"seq":{seq}}}"#
-            )
-        };
-        match ok(parse(&envelope), "envelope") {
-            Parsed::Message(message) => message.into_update(),
-            Parsed::Ignored(why) => panic!("ignored: {why}"),
+            telemetry(n, seq)
         }
     };
-    let id = |n: usize| ok(DeviceId::parse(format!("dev-{n}")), "id");
     let stop = Arc::new(AtomicBool::new(false));
     let checkpointer = {
         let store = db.deferred_state_store();
@@ -310,20 +292,13 @@ async fn checkpoints_racing_deferred_applies_lose_nothing() {
     // What the database holds, with no cache in between.
     for n in 0..600 {
         let key = format!("dev-{n}");
-        let state: Option<hearth_domain::projection::DeviceState> = ok(
-            crate::adapters::get(&db.shared().state, "state", key.as_bytes()),
-            "read",
-        );
-        let Some(state) = state else {
+        let Some(state) = stored(&db, n) else {
             panic!("{key} not written");
         };
         assert!(
             state.connectivity.is_some(),
             "{key} lost its presence event"
         );
-        let seq = state
-            .telemetry
-            .and_then(|t| t.payload.get("seq").and_then(|v| v.as_u64()));
-        assert_eq!(seq, Some(30), "{key}");
+        assert_eq!(seq(Some(state)), Some(30), "{key}");
     }
 }
