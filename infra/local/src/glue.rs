@@ -258,13 +258,15 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl RulesIngress {
     /// Sends the queues what `logged` (the log's records, as opened) holds that they do not,
-    /// then starts a committer per queue. Call it before anything is published: a queue's
-    /// messages must reach it in log order.
+    /// then starts a committer per queue on `runtime` (the [`Backend`](crate::backend::Backend)
+    /// thread's). Call it before anything is published: a queue's messages must reach it in log
+    /// order.
     pub async fn start(
         routing: &Routing,
         queues: &Queues,
         log: Arc<IngestLog>,
         logged: Vec<Logged>,
+        runtime: &tokio::runtime::Handle,
     ) -> Result<Self, StackError> {
         replay(queues, logged).await?;
         // Everything the log held is in the queues, fsynced.
@@ -278,13 +280,16 @@ impl RulesIngress {
         let mut senders = HashMap::new();
         let mut committers = Vec::new();
         for (name, queue, progress) in progress {
-            let (sender, committer) = Sender::start(Committer {
-                queue: queue.clone(),
-                progress,
-                all: all.clone(),
-                log: log.clone(),
-                failed: failed.clone(),
-            });
+            let (sender, committer) = Sender::start(
+                Committer {
+                    queue: queue.clone(),
+                    progress,
+                    all: all.clone(),
+                    log: log.clone(),
+                    failed: failed.clone(),
+                },
+                runtime,
+            );
             senders.insert(name.clone(), sender);
             committers.push(committer);
         }
@@ -476,13 +481,16 @@ const MAX_BATCH: usize = 1024;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 impl Sender {
-    fn start(committer: Committer) -> (Sender, tokio::task::JoinHandle<()>) {
+    fn start(
+        committer: Committer,
+        runtime: &tokio::runtime::Handle,
+    ) -> (Sender, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel::<Item>();
         let sender = Sender {
             tx,
             progress: committer.progress.clone(),
         };
-        (sender, tokio::spawn(committer.run(rx)))
+        (sender, runtime.spawn(committer.run(rx)))
     }
 
     /// Hands the committer the log's message `seq` (called in log order, under the log).
@@ -804,6 +812,8 @@ impl Inspect for Inspector {
 mod tests {
     use std::path::PathBuf;
 
+    use tokio::runtime::Handle;
+
     use super::*;
 
     fn template() -> PathBuf {
@@ -853,7 +863,11 @@ mod tests {
 
         let (log, logged) = ok(storage.open_ingest_log());
         assert_eq!(logged.len(), 3);
-        let _ingress = ok(RulesIngress::start(&routing, &queues, log.clone(), logged).await);
+        let _ingress =
+            ok(
+                RulesIngress::start(&routing, &queues, log.clone(), logged, &Handle::current())
+                    .await,
+            );
         assert_eq!(
             bodies(&state),
             vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
@@ -866,7 +880,8 @@ mod tests {
     async fn a_routed_message_is_acknowledged_from_the_log_and_then_queued() {
         let (_dir, routing, storage, queues, state) = fixture();
         let (log, logged) = ok(storage.open_ingest_log());
-        let ingress = ok(RulesIngress::start(&routing, &queues, log, logged).await);
+        let ingress =
+            ok(RulesIngress::start(&routing, &queues, log, logged, &Handle::current()).await);
         let payload = br#"{"seq":1,"temperatureC":21.5}"#;
         ok(ingress
             .accept("dt/thermo-x/th-1/telemetry", payload, "th-1", 1000)
@@ -898,7 +913,8 @@ mod tests {
             ok(log.append("RemovedQueue", b"kept".to_vec(), |_, _| ()));
         }
         let (log, logged) = ok(storage.open_ingest_log());
-        let Err(e) = RulesIngress::start(&routing, &queues, log, logged).await else {
+        let Err(e) = RulesIngress::start(&routing, &queues, log, logged, &Handle::current()).await
+        else {
             panic!("started with acknowledged messages for a queue that is gone");
         };
         assert!(e.to_string().contains("1 for RemovedQueue"), "{e}");

@@ -9,6 +9,8 @@
 //!   the same handler the Lambda runs, with partial batch responses.
 //! - [`glue`]: wiring of the template's routing (`hearth-iot-rules`) and the embedded storage
 //!   (`hearth-embedded`) to the above.
+//! - [`backend`]: the thread whose own runtime runs everything behind the broker's
+//!   acknowledgement (committers and functions), apart from the connections.
 //! - [`stack`]: starting and stopping all of it; [`http`]: health and local views; [`api`]:
 //!   the owner REST API (the Lambda's handler) with [`tokens`] (development tokens) and the
 //!   local IoT registry ([`provisioner`]).
@@ -20,6 +22,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod bench;
 pub mod broker;
 pub mod glue;

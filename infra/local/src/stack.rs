@@ -14,6 +14,7 @@ use tracing::{error, info};
 
 use crate::api::{LocalApi, LocalShadows};
 use crate::auth::{Access, DeviceAuth};
+use crate::backend::Backend;
 use crate::broker::Hooks;
 use crate::glue::{self, Storage};
 use crate::metrics::Metrics;
@@ -94,6 +95,7 @@ pub struct Stack {
     hooks: Arc<Hooks>,
     ingress: Arc<glue::RulesIngress>,
     tasks: JoinSet<()>,
+    backend: Backend,
     storage: Storage,
     allow_anonymous: bool,
 }
@@ -131,6 +133,8 @@ impl Stack {
         let metrics = Arc::new(Metrics::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        // Committers and functions run on the backend thread, not among the connections.
+        let backend = Backend::start()?;
 
         // Functions: every SQS event source of the template.
         let mut functions = Vec::new();
@@ -147,12 +151,14 @@ impl Stack {
                 concurrency: consumer.concurrency,
                 checkpoint_every: consumer.checkpoint_every,
             };
-            tasks.spawn(pipeline::run(source, shutdown_rx.clone()));
+            tasks.spawn_on(pipeline::run(source, shutdown_rx.clone()), backend.handle());
         }
 
         // IoT Core: broker, rules, shadow service, presence.
         let (log, logged) = storage.open_ingest_log()?;
-        let ingress = Arc::new(glue::RulesIngress::start(&routing, &queues, log, logged).await?);
+        let ingress = Arc::new(
+            glue::RulesIngress::start(&routing, &queues, log, logged, backend.handle()).await?,
+        );
         let shadows = ShadowService::new(storage.shadows());
         let hooks = Arc::new(Hooks::new(ingress.clone(), shadows, storage.versions()));
         let provisioner = Arc::new(LocalProvisioner::new(
@@ -234,6 +240,7 @@ impl Stack {
             hooks,
             ingress,
             tasks,
+            backend,
             storage,
             allow_anonymous: config.allow_anonymous,
         })
@@ -330,5 +337,6 @@ impl Stack {
         if let Err(e) = self.storage.flush().await {
             error!(error = %e, "final flush failed");
         }
+        self.backend.stop().await;
     }
 }
