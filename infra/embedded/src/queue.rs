@@ -78,8 +78,19 @@ impl MessageId {
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        write_hex(f, self.0)
     }
+}
+
+/// Writes `n` as 16 lowercase hex digits (`{:016x}` without the formatting machinery: ids
+/// and receipts are formatted for every message a consumer receives).
+fn write_hex(f: &mut fmt::Formatter<'_>, n: u64) -> fmt::Result {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = DIGITS[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
 }
 
 /// Text that is not a [`MessageId`] or a [`Receipt`].
@@ -119,7 +130,8 @@ impl Receipt {
 
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}{:016x}", self.message, self.token)
+        write_hex(f, self.message)?;
+        write_hex(f, self.token)
     }
 }
 
@@ -810,5 +822,23 @@ impl Queue {
         };
         // Elapsing is one of the outcomes, not an error.
         let _elapsed = tokio::time::timeout(timeout, notified).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_receipts_display_as_zero_padded_lowercase_hex() {
+        for n in [0, 1, 0xab, 0x0123_4567_89ab_cdef, u64::MAX] {
+            assert_eq!(MessageId(n).to_string(), format!("{n:016x}"));
+            let receipt = Receipt {
+                message: n,
+                token: !n,
+            };
+            assert_eq!(receipt.to_string(), format!("{n:016x}{:016x}", !n));
+            assert_eq!(receipt.to_string().parse::<Receipt>(), Ok(receipt));
+        }
     }
 }

@@ -585,7 +585,12 @@ impl LocalQueue for PipelineQueue {
             .map(|m| Received {
                 message_id: m.message_id.to_string(),
                 receipt: m.receipt.to_string(),
-                body: String::from_utf8_lossy(m.body.as_bytes()).into_owned(),
+                // The queues take what the rules wrote: UTF-8 JSON (lossy only for bytes
+                // that are not, which the handler then rejects as malformed).
+                body: m.body.to_str().map_or_else(
+                    |_| String::from_utf8_lossy(m.body.as_bytes()).into_owned(),
+                    str::to_owned,
+                ),
                 receive_count: m.receive_count,
                 sent_at: m.sent_at,
             })
