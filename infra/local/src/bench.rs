@@ -51,18 +51,25 @@ pub struct Phase {
     pub window: Duration,
     /// What the publisher process printed.
     pub publisher: String,
+    /// Messages per second over the middle 80 % of the window, when measured: the rate under
+    /// steady load, without the ramp-up and the drain at the window's ends.
+    pub sustained: Option<f64>,
 }
 
 impl Phase {
     /// Its two lines of the summary.
     fn show(&self, f: &mut fmt::Formatter<'_>, label: &str, note: &str) -> fmt::Result {
-        writeln!(
+        write!(
             f,
             "{label} {} messages in {:.2} s = {:.0} msg/s{note}",
             self.messages,
             self.window.as_secs_f64(),
             self.rate()
         )?;
+        match self.sustained {
+            Some(rate) => writeln!(f, "; sustained {rate:.0} msg/s (middle 80 % of that time)")?,
+            None => writeln!(f)?,
+        }
         writeln!(
             f,
             "    publishers: {}",
@@ -199,6 +206,7 @@ impl Arrivals {
             messages: self.count.load(Ordering::Relaxed),
             window,
             publisher,
+            sustained: None,
         }
     }
 }
@@ -326,6 +334,8 @@ async fn pipeline_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> 
     let sampler = {
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            // (time since the first, processed since the start) at every change.
+            let mut series: Vec<(Duration, u64)> = Vec::new();
             let mut first = None;
             let mut last = None;
             let mut seen = start;
@@ -334,27 +344,73 @@ async fn pipeline_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> 
                 let now = metrics.processed();
                 if now != seen {
                     let at = Instant::now();
-                    first.get_or_insert(at);
+                    let first = *first.get_or_insert(at);
                     last = Some(at);
                     seen = now;
+                    series.push((at.duration_since(first), now - start));
                 }
                 if last.is_some_and(|last| last.elapsed() > Duration::from_secs(3)) {
                     break;
                 }
             }
-            match (first, last) {
-                (Some(f), Some(l)) => (seen - start, l.duration_since(f)),
-                _ => (0, Duration::ZERO),
-            }
+            series
         })
     };
     let publisher = publishers(stack.mqtt_addr(), stack.http_addr(), load, false).await?;
-    let (messages, window) = sampler
+    let series = sampler
         .await
         .map_err(|e| StackError::Bench(e.to_string()))?;
+    let (window, messages) = series.last().copied().unwrap_or_default();
     Ok(Phase {
         messages,
         window,
         publisher,
+        sustained: sustained(&series),
     })
+}
+
+/// Messages per second between 10 % and 90 % of a series of (time since the first change,
+/// count) samples, each count read at the last sample at or before the instant; `None` for a
+/// series too short to say.
+fn sustained(series: &[(Duration, u64)]) -> Option<f64> {
+    let (window, _) = *series.last()?;
+    let from = window.mul_f64(0.1);
+    let to = window.mul_f64(0.9);
+    let count_at = |t: Duration| {
+        let i = series.partition_point(|(at, _)| *at <= t);
+        i.checked_sub(1)
+            .and_then(|i| series.get(i))
+            .map(|(_, n)| *n)
+    };
+    let span = (to - from).as_secs_f64();
+    if series.len() < 10 || span <= 0.0 {
+        return None;
+    }
+    Some(count_at(to)?.saturating_sub(count_at(from)?) as f64 / span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64, n: u64) -> (Duration, u64) {
+        (Duration::from_millis(ms), n)
+    }
+
+    #[test]
+    fn the_sustained_rate_leaves_out_the_ends_of_the_window() {
+        // 10 s: a slow first second (ramp-up), 1000 msg/s steady, a slow last second (drain).
+        let mut series = vec![at(0, 1), at(500, 10), at(1000, 20)];
+        series.extend((1..=8).map(|s| at(1000 + s * 1000, 20 + s * 1000)));
+        series.extend([at(9500, 8030), at(10_000, 8040)]);
+        // From 1.0 s (count 20) to 9.0 s (count 8020): 8000 messages in 8 s.
+        assert_eq!(sustained(&series), Some(1000.0));
+    }
+
+    #[test]
+    fn a_series_too_short_has_no_sustained_rate() {
+        assert_eq!(sustained(&[]), None);
+        assert_eq!(sustained(&[at(0, 1), at(10, 5)]), None);
+        assert_eq!(sustained(&[at(0, 1); 12]), None);
+    }
 }
