@@ -1,6 +1,7 @@
-//! The backend thread: a single-threaded Tokio runtime of its own for everything behind the
+//! The backend thread: a single-threaded Tokio runtime of its own for what happens behind the
 //! broker's acknowledgement: the ingest log's committers (log → queues, [`crate::glue`]) and the
-//! event sources (queues → functions, [`crate::pipeline`]).
+//! event sources (queues → functions, [`crate::pipeline`]). Blocking work they hand off (the
+//! state processor's checkpoint) runs on that runtime's blocking pool.
 //!
 //! Why not the broker's runtime: a task woken from outside a runtime's worker threads (the
 //! fsync thread waking a committer; a committer waking a poller) waits in the runtime's global
@@ -11,11 +12,19 @@
 //! runtime of its own the backend's wake-ups are served at once, and the operating system
 //! shares the cores between the broker's workers and this thread, as it would between IoT Core
 //! and a Lambda.
+//!
+//! One thread: an event source's pollers (`ScalingConfig.MaximumConcurrency`) interleave on it
+//! rather than run in parallel, and a storage write that stalls stalls every committer and
+//! function with it. Measured, a multi-threaded runtime here (one or two workers) was slower.
 
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
+
+/// How long [`Backend::stop`] waits for the thread.
+const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// The running backend thread. Dropping it stops the thread's runtime without waiting for it.
 #[derive(Debug)]
@@ -53,17 +62,28 @@ impl Backend {
     }
 
     /// Stops the runtime (tasks still running are cancelled: stop them first) and waits for
-    /// its thread.
+    /// its thread (which waits for blocking work in progress) for at most `STOP_WAIT`.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take() {
-            // Joining blocks: not on an async worker.
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            if !matches!(joined, Ok(Ok(()))) {
-                tracing::error!("the backend thread panicked");
-            }
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // Joining blocks: not on an async worker.
+        let joined = tokio::time::timeout(
+            STOP_WAIT,
+            tokio::task::spawn_blocking(move || thread.join()),
+        )
+        .await;
+        match joined {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(_))) => tracing::error!("the backend thread panicked"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not wait for the backend thread"),
+            Err(_) => tracing::error!(
+                seconds = STOP_WAIT.as_secs(),
+                "the backend thread did not stop in time; leaving it"
+            ),
         }
     }
 }

@@ -52,7 +52,8 @@ pub struct Phase {
     /// What the publisher process printed.
     pub publisher: String,
     /// Messages per second over the middle 80 % of the window, when measured: the rate under
-    /// steady load, without the ramp-up and the drain at the window's ends.
+    /// load, without the first and last 10 % of the window (the ramp-up, and the drain as far
+    /// as it fits in those 10 %).
     pub sustained: Option<f64>,
 }
 
@@ -405,6 +406,17 @@ mod tests {
         series.extend([at(9500, 8030), at(10_000, 8040)]);
         // From 1.0 s (count 20) to 9.0 s (count 8020): 8000 messages in 8 s.
         assert_eq!(sustained(&series), Some(1000.0));
+    }
+
+    #[test]
+    fn counts_are_read_at_the_last_sample_before_each_cut() {
+        // A sample every 300 ms, the count growing as i²: the cuts (1.02 s and 9.18 s of a
+        // 10.2 s window) fall between samples; the last ones before them are i = 3 (count 9)
+        // and i = 30 (count 900), the first ones after them would give 16 and 961.
+        let series: Vec<_> = (0..=34).map(|i| at(i * 300, i * i)).collect();
+        let rate = sustained(&series).unwrap_or_default();
+        let expected = (900.0 - 9.0) / (9.18 - 1.02);
+        assert!((rate - expected).abs() < 1e-6, "{rate} != {expected}");
     }
 
     #[test]

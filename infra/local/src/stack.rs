@@ -334,9 +334,11 @@ impl Stack {
                 }
             }
         }
+        // Whatever is left on the backend (after a timeout above) is cancelled before the
+        // final flush, so nothing writes after it.
+        self.backend.stop().await;
         if let Err(e) = self.storage.flush().await {
             error!(error = %e, "final flush failed");
         }
-        self.backend.stop().await;
     }
 }
