@@ -122,7 +122,7 @@ impl Db {
     /// [`EmbeddedError::Locked`] if another process has it open.
     pub fn open(data_dir: impl AsRef<Path>) -> Result<Db, EmbeddedError> {
         let path = data_dir.as_ref().join(DB_FOLDER);
-        std::fs::create_dir_all(&path).map_err(|e| EmbeddedError::Storage(Box::new(e)))?;
+        std::fs::create_dir_all(&path).map_err(EmbeddedError::io)?;
         let db = Database::builder(&path)
             .cache_size(CACHE_BYTES)
             .max_journaling_size(JOURNAL_BYTES)
@@ -267,16 +267,7 @@ impl Db {
     /// The highest ingest log position any queue has recorded ([`crate::Queue::logged_through`]),
     /// including queues the caller no longer opens: the `floor` for [`crate::IngestLog::open`].
     pub fn ingest_floor(&self) -> Result<u64, EmbeddedError> {
-        let mut floor = 0;
-        for item in self.inner.shared.meta.prefix(crate::queue::LOGGED_PREFIX) {
-            let (key, value) = item.into_inner().map_err(EmbeddedError::storage)?;
-            let queue = String::from_utf8_lossy(
-                key.get(crate::queue::LOGGED_PREFIX.len()..)
-                    .unwrap_or_default(),
-            );
-            floor = floor.max(crate::queue::logged_position(&queue, &value)?);
-        }
-        Ok(floor)
+        crate::queue::ingest_floor(&self.inner.shared)
     }
 
     /// A durability barrier: checkpoints deferred state writes, then resolves once every write

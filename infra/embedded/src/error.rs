@@ -66,6 +66,10 @@ impl EmbeddedError {
         Self::Storage(Box::new(error))
     }
 
+    pub(crate) fn io(error: std::io::Error) -> Self {
+        Self::Storage(Box::new(error))
+    }
+
     pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
         Self::Corrupt {
             what,

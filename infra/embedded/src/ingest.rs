@@ -14,10 +14,10 @@ use std::sync::Mutex;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::EmbeddedError;
-use crate::sync::lock;
+use crate::sync::{lock, sync_dir};
 
 /// A segment is sealed, and a new one started, once it holds this many bytes.
-pub const SEGMENT_BYTES: u64 = 16 << 20;
+const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// `len` and checksum.
 const RECORD_HEADER: usize = 12;
@@ -73,10 +73,6 @@ struct Writer {
     poisoned: bool,
 }
 
-fn io(e: std::io::Error) -> EmbeddedError {
-    EmbeddedError::Storage(Box::new(e))
-}
-
 fn segment_name(first: u64) -> String {
     format!("{first:016x}.log")
 }
@@ -84,8 +80,8 @@ fn segment_name(first: u64) -> String {
 /// The segments in `dir`, by first sequence number.
 fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EmbeddedError> {
     let mut found = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
+    for entry in fs::read_dir(dir).map_err(EmbeddedError::io)? {
+        let path = entry.map_err(EmbeddedError::io)?.path();
         let first = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -128,17 +124,12 @@ fn next_record(bytes: &mut &[u8]) -> Option<Logged> {
     })
 }
 
-/// Makes a new directory entry survive a power loss.
-fn sync_dir(dir: &Path) -> Result<(), EmbeddedError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io)
-}
-
 fn create_segment(dir: &Path, first: u64) -> Result<File, EmbeddedError> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join(segment_name(first)))
-        .map_err(io)?;
+        .map_err(EmbeddedError::io)?;
     sync_dir(dir)?;
     Ok(file)
 }
@@ -154,18 +145,18 @@ impl IngestLog {
         floor: u64,
     ) -> Result<(IngestLog, Vec<Logged>), EmbeddedError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(io)?;
+        fs::create_dir_all(&dir).map_err(EmbeddedError::io)?;
         let mut records = Vec::new();
         let mut sealed = Vec::new();
         let mut next = floor.saturating_add(1);
         for (first, path) in segments(&dir)? {
-            let bytes = fs::read(&path).map_err(io)?;
+            let bytes = fs::read(&path).map_err(EmbeddedError::io)?;
             let (read, ignored) = parse(&bytes);
             if ignored > 0 {
                 tracing::warn!(segment = %path.display(), ignored_bytes = ignored, records = read.len(), "ingest log segment ends in a torn or corrupt record; the bytes from there on are ignored");
             }
             let last = read.last().map_or(first.saturating_sub(1), |r| r.seq);
-            next = next.max(first).max(last.saturating_add(1));
+            next = next.max(last.saturating_add(1));
             if !bytes.is_empty() {
                 // Never appended to again, even if it holds no intact record.
                 next = next.max(first.saturating_add(1));
@@ -229,7 +220,7 @@ impl IngestLog {
         }
         if let Err(e) = w.file.write_all(&w.buf) {
             w.poisoned = true;
-            return Err(io(e));
+            return Err(EmbeddedError::io(e));
         }
         w.next += 1;
         w.bytes += w.buf.len() as u64;

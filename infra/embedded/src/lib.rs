@@ -34,7 +34,7 @@ pub use adapters::{EmbeddedDeadLetters, EmbeddedRegistry, EmbeddedStateStore};
 pub use db::{Db, now_ms};
 pub use documents::Documents;
 pub use error::EmbeddedError;
-pub use ingest::{IngestLog, Logged, SEGMENT_BYTES};
+pub use ingest::{IngestLog, Logged};
 pub use queue::{
     Body, MAX_MESSAGE_BYTES, MessageId, ParseError, Queue, QueueConfig, Receipt, Received, Redrive,
 };

@@ -29,7 +29,7 @@ const HEADER: usize = 9;
 const TAG_MESSAGE: u8 = 0;
 const TAG_RECEIVES: u8 = 1;
 /// The `meta` keys of the queues' ingest log positions: this prefix and the queue name.
-pub(crate) const LOGGED_PREFIX: &[u8] = b"ingest/";
+const LOGGED_PREFIX: &[u8] = b"ingest/";
 /// SQS's longest queue name.
 const MAX_NAME: usize = 80;
 
@@ -308,8 +308,20 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The highest ingest log position any queue has recorded, including queues no longer opened
+/// (see [`Db::ingest_floor`](crate::Db::ingest_floor)).
+pub(crate) fn ingest_floor(shared: &Shared) -> Result<u64, EmbeddedError> {
+    let mut floor = 0;
+    for item in shared.meta.prefix(LOGGED_PREFIX) {
+        let (key, value) = item.into_inner().map_err(EmbeddedError::storage)?;
+        let queue = String::from_utf8_lossy(key.get(LOGGED_PREFIX.len()..).unwrap_or_default());
+        floor = floor.max(logged_position(&queue, &value)?);
+    }
+    Ok(floor)
+}
+
 /// A stored ingest log position (the value of a [`LOGGED_PREFIX`] key).
-pub(crate) fn logged_position(queue: &str, value: &[u8]) -> Result<u64, EmbeddedError> {
+fn logged_position(queue: &str, value: &[u8]) -> Result<u64, EmbeddedError> {
     be_u64(value).ok_or_else(|| EmbeddedError::corrupt("ingest position", format!("queue {queue}")))
 }
 

@@ -72,7 +72,7 @@ impl Syncer {
                 let shared = Arc::clone(&shared);
                 move || run(&shared, &db, &dir)
             })
-            .map_err(|e| EmbeddedError::Storage(Box::new(e)))?;
+            .map_err(EmbeddedError::io)?;
         Ok(Self {
             shared,
             thread: Some(thread),
@@ -165,7 +165,7 @@ impl Journal {
             .map_err(EmbeddedError::storage)?;
         // Listed after the flush: the journal that holds the flushed bytes is this one or an
         // older one, and fjall fsyncs a journal before it rotates to the next.
-        let Some(active) = active_journal(dir).map_err(io)? else {
+        let Some(active) = active_journal(dir).map_err(EmbeddedError::io)? else {
             tracing::warn!("no journal file found; falling back to a locked fsync");
             return db
                 .persist(PersistMode::SyncAll)
@@ -177,24 +177,27 @@ impl Journal {
             match OpenOptions::new().append(true).open(&path) {
                 Ok(file) => {
                     // The journal's directory entry, once per journal.
-                    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+                    sync_dir(dir)?;
                     self.open = Some((active, file));
                 }
                 // Sealed and removed since the listing: its bytes were fsynced when fjall
                 // rotated away from it, and a newer journal holds nothing of ours.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(io(e)),
+                Err(e) => return Err(EmbeddedError::io(e)),
             }
         }
         match &self.open {
-            Some((_, file)) => file.sync_all().map_err(io),
+            Some((_, file)) => file.sync_all().map_err(EmbeddedError::io),
             None => Ok(()),
         }
     }
 }
 
-fn io(e: std::io::Error) -> EmbeddedError {
-    EmbeddedError::Storage(Box::new(e))
+/// Makes a new directory entry (a file created or removed in `dir`) survive a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), EmbeddedError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(EmbeddedError::io)
 }
 
 /// The number of the active (highest-numbered) journal file in `dir`.

@@ -335,21 +335,21 @@ async fn pipeline_phase(stack: &Stack, load: Load) -> Result<Phase, StackError> 
     let sampler = {
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            // (time since the first, processed since the start) at every change.
+            // (time since the first change, processed since the start) at every change.
             let mut series: Vec<(Duration, u64)> = Vec::new();
-            let mut first = None;
-            let mut last = None;
-            let mut seen = start;
+            let mut first: Option<Instant> = None;
             loop {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                let now = metrics.processed();
-                if now != seen {
+                let done = metrics.processed() - start;
+                let seen = series.last().map_or(0, |&(_, n)| n);
+                if done != seen {
                     let at = Instant::now();
                     let first = *first.get_or_insert(at);
-                    last = Some(at);
-                    seen = now;
-                    series.push((at.duration_since(first), now - start));
+                    series.push((at.duration_since(first), done));
                 }
+                let last = first
+                    .zip(series.last())
+                    .map(|(first, &(since, _))| first + since);
                 if last.is_some_and(|last| last.elapsed() > Duration::from_secs(3)) {
                     break;
                 }
