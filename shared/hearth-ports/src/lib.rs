@@ -13,7 +13,10 @@ use hearth_domain::projection::{Changes, DeviceState};
 use hearth_domain::shadow::Object;
 use hearth_domain::sharing::{Invitation, InvitationStatus};
 
+pub mod clock;
 pub mod memory;
+
+pub use clock::{Clock, ManualClock, SystemClock};
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
