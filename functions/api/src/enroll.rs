@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::devices::{iot, owners_only, store, summary, visible};
-use crate::request::{check_name, json, json_body, now_ms, optional_json_body, random};
+use crate::request::{check_name, json, json_body, optional_json_body, random};
 use crate::{Caller, Kind, Ports, Problem};
 
 /// The longest CSR accepted (a P-256 or RSA-4096 CSR is well under this).
@@ -68,7 +68,7 @@ pub async fn register(
         household: None,
         name: body.device_type.default_name().to_owned(),
         device_type: body.device_type,
-        created_at: now_ms(),
+        created_at: ports.clock.now_ms(),
         serial: Some(body.serial),
         maker: Some(caller.user.clone()),
         claimed_at: None,
@@ -323,7 +323,12 @@ pub async fn claim(
     // Claimed first: of two owners with one code exactly one gets here.
     let device = ports
         .enrollment
-        .claim(&code.hash(), &household, body.name.as_deref(), now_ms())
+        .claim(
+            &code.hash(),
+            &household,
+            body.name.as_deref(),
+            ports.clock.now_ms(),
+        )
         .await
         .map_err(enroll)?;
     let (certificate, endpoint) = provision_claimed(ports, &device, body.csr.as_deref())

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::devices::{owners_only, store};
 use crate::households;
-use crate::request::{json, json_body, now_ms, random};
+use crate::request::{json, json_body, random};
 use crate::{Caller, Kind, Ports, Problem};
 
 fn view(invitation: &Invitation, now: u64) -> Value {
@@ -57,7 +57,7 @@ async fn owned(
     ports: Ports<'_>,
     caller: &Caller,
     id: &str,
-    action: &str,
+    action: &'static str,
 ) -> Result<HouseholdId, Problem> {
     let membership = households::membership(ports, caller, id).await?;
     owners_only(membership.role, action)?;
@@ -83,7 +83,7 @@ pub async fn create(
     let email = normalize_email(&email)
         .map_err(|reason| Problem::invalid("/email", format!("email {reason}.")))?;
     let id = new_invitation_id(random()?);
-    let now = now_ms();
+    let now = ports.clock.now_ms();
     let invitation = Invitation {
         id,
         household,
@@ -109,7 +109,7 @@ pub async fn list_for_household(
     household: &str,
 ) -> Result<Response<Bytes>, Problem> {
     let household = owned(ports, caller, household, "see its invitations").await?;
-    let now = now_ms();
+    let now = ports.clock.now_ms();
     let items: Vec<Value> = ports
         .invitations
         .household_invitations(&household)
@@ -137,7 +137,7 @@ pub async fn revoke(
         .map_err(store)?
         .filter(|i| i.household == household)
         .ok_or_else(Problem::not_found)?;
-    let now = now_ms();
+    let now = ports.clock.now_ms();
     ports
         .invitations
         .close_invitation(&invitation.id, InvitationStatus::Revoked { at: now }, now)
@@ -158,7 +158,7 @@ fn caller_email(caller: &Caller) -> Option<String> {
 
 /// `GET /v1/invitations`: the open invitations to the caller's verified e-mail address.
 pub async fn mine(ports: Ports<'_>, caller: &Caller) -> Result<Response<Bytes>, Problem> {
-    let now = now_ms();
+    let now = ports.clock.now_ms();
     let items: Vec<Value> = match caller_email(caller) {
         None => Vec::new(),
         Some(email) => ports
@@ -208,7 +208,7 @@ pub async fn accept(
             "You are already a member of this household.",
         ));
     }
-    let now = now_ms();
+    let now = ports.clock.now_ms();
     let accepted = ports
         .invitations
         .close_invitation(
@@ -231,7 +231,7 @@ pub async fn decline(
     id: &str,
 ) -> Result<Response<Bytes>, Problem> {
     let invitation = addressed(ports, caller, id).await?;
-    let now = now_ms();
+    let now = ports.clock.now_ms();
     let declined = ports
         .invitations
         .close_invitation(&invitation.id, InvitationStatus::Declined { at: now }, now)

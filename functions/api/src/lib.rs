@@ -6,7 +6,8 @@
 //! stack serves the same function from its HTTP listener. Every error is an RFC 9457 problem
 //! ([`problem`]); `openapi.yaml` at the repository root documents every route and status code.
 //!
-//! Routes: `devices` (list, read, rename, command), `enroll` (makers' registration, claims,
+//! Routes: `devices` (list, read, rename, transfer, command: HTTP over the use cases of
+//! `hearth-app`, which Alexa, Google Home and automations share), `enroll` (makers' registration, claims,
 //! credentials, delete), `households` (list, rename, members, roles, leaving).
 //!
 //! Scoping: a caller sees the devices of the households they belong to. Anything else is a 404
@@ -26,7 +27,7 @@ mod request;
 
 use bytes::Bytes;
 use hearth_ports::{
-    DeviceRegistry, Enrollment, Invitations, ShadowGateway, StateStore, ThingProvisioner,
+    Clock, DeviceRegistry, Enrollment, Invitations, ShadowGateway, StateStore, ThingProvisioner,
 };
 use http::{Method, Request, Response};
 
@@ -49,6 +50,8 @@ pub struct Ports<'a> {
     pub shadows: &'a dyn ShadowGateway,
     /// IoT things and certificates.
     pub provisioner: &'a dyn ThingProvisioner,
+    /// The time (invitation expiry, claim and registration times).
+    pub clock: &'a dyn Clock,
 }
 
 /// Handles one request. `caller` is `None` when the request carried no verified identity.

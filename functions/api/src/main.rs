@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use hearth_api::Ports;
 use hearth_aws::dynamo::{DynamoRegistry, DynamoStateStore};
 use hearth_aws::iot::{IotProvisioner, IotShadowGateway};
-use hearth_ports::ThingProvisioner;
+use hearth_ports::{SystemClock, ThingProvisioner};
 use lambda_http::{Request, service_fn};
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         invitations: &registry,
         shadows: &shadows,
         provisioner: &provisioner,
+        clock: &SystemClock,
     };
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, std::convert::Infallible>(hearth_api::lambda::serve(ports, request).await)

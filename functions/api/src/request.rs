@@ -8,13 +8,6 @@ use serde_json::Value;
 
 use crate::problem::{Kind, Problem};
 
-/// The milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// `N` random bytes from the operating system.
 pub fn random<const N: usize>() -> Result<[u8; N], Problem> {
     let mut bytes = [0u8; N];

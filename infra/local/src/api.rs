@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use bytes::Bytes;
 use hearth_api::{Caller, Kind, Ports, Problem};
+use hearth_domain::command::Cause;
 use hearth_domain::device::DeviceId;
 use hearth_domain::shadow::Object;
 use hearth_embedded::{EmbeddedRegistry, EmbeddedStateStore};
-use hearth_ports::{IotError, ShadowGateway};
+use hearth_ports::{IotError, ShadowGateway, SystemClock};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -79,8 +80,10 @@ impl ShadowGateway for LocalShadows {
         thing: &DeviceId,
         desired: &Object,
         expected_version: Option<u64>,
+        cause: &Cause,
     ) -> Result<u64, IotError> {
-        let mut request = json!({"state": {"desired": desired}});
+        let mut request =
+            json!({"state": {"desired": desired}, "clientToken": cause.client_token()});
         if let (Some(version), Some(object)) = (expected_version, request.as_object_mut()) {
             object.insert("version".to_owned(), json!(version));
         }
@@ -142,6 +145,7 @@ impl LocalApi {
             invitations: &self.registry,
             shadows: &self.shadows,
             provisioner: &*self.provisioner,
+            clock: &SystemClock,
         }
     }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_iot::types::{AttributePayload, CertificateStatus};
 use aws_sdk_iotdataplane::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iotdataplane::primitives::Blob;
+use hearth_domain::command::Cause;
 use hearth_domain::device::{DeviceId, ProductId};
 use hearth_domain::shadow::Object;
 use hearth_ports::{IotError, IssuedCertificate, ShadowGateway, ThingProvisioner};
@@ -365,8 +366,10 @@ impl ShadowGateway for IotShadowGateway {
         thing: &DeviceId,
         desired: &Object,
         expected_version: Option<u64>,
+        cause: &Cause,
     ) -> Result<u64, IotError> {
-        let mut request = json!({"state": {"desired": desired}});
+        let mut request =
+            json!({"state": {"desired": desired}, "clientToken": cause.client_token()});
         if let (Some(version), Some(fields)) = (expected_version, request.as_object_mut()) {
             fields.insert("version".to_owned(), version.into());
         }

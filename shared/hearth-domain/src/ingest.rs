@@ -204,6 +204,7 @@ impl DeviceMessage {
                         timestamp: documents.timestamp,
                         desired: current.state.desired,
                         reported: current.state.reported,
+                        client_token: documents.client_token,
                     }),
                     last_seen: reported_touched.then_some(received_at),
                     ..DeviceState::default()

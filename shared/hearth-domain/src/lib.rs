@@ -3,6 +3,8 @@
 //! - [`shadow`]: AWS IoT Device Shadow semantics (classic shadow): merge, delta, metadata,
 //!   versions, limits and the shadow topics' message shapes. The embedded local stack serves
 //!   the shadow service with this code; the state processor reads its messages with it.
+//! - [`command`]: what caused a desired-state change (the REST API, an automation, Alexa,
+//!   Google), carried in the shadow update's `clientToken`.
 //! - [`device`]: devices (thing name, product, household, type and capabilities), households and
 //!   the roles users hold in them.
 //! - [`enrollment`]: pre-registration and claiming: opaque thing names, one-time claim codes
@@ -16,6 +18,7 @@
 //! This crate must never do I/O: everything here is deterministic and tested with plain `#[test]`s
 //! and property tests.
 
+pub mod command;
 pub mod device;
 pub mod enrollment;
 pub mod ingest;

@@ -39,9 +39,18 @@ pub struct ShadowProjection {
     pub desired: Option<Object>,
     /// Reported state, if any.
     pub reported: Option<Object>,
+    /// The `clientToken` of the update that produced this version, if it had one: Hearth's
+    /// commands name their cause there ([`crate::command::Cause::from_client_token`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 impl ShadowProjection {
+    /// What caused this version: a Hearth command's cause, `None` for the device's own update.
+    pub fn cause(&self) -> Option<crate::command::Cause> {
+        crate::command::Cause::from_client_token(self.client_token.as_deref()?)
+    }
+
     /// The desired fields the device has not reported yet.
     pub fn delta(&self) -> Option<Object> {
         let delta = shadow::delta(self.desired.as_ref()?, self.reported.as_ref());

@@ -48,6 +48,7 @@ fn doc(version: u64, received_at: u64, reported: Object) -> DeviceState {
             timestamp: received_at / 1000,
             desired: None,
             reported: Some(reported),
+            client_token: None,
         }),
         ..DeviceState::default()
     }
@@ -93,6 +94,31 @@ pub async fn state_store(store: &dyn StateStore, prefix: &str) {
             .and_then(|s| s.reported.clone()),
         Some(on.clone()),
         "reported state round-trips"
+    );
+
+    // The client token (a command's cause) belongs to the version it produced.
+    let commanded_thing = id(DeviceId::parse(format!("{prefix}-state-token")));
+    let mut commanded = doc(3, 3_000, on.clone());
+    if let Some(shadow) = commanded.shadow.as_mut() {
+        shadow.client_token = Some("hearth:api:alice".to_owned());
+    }
+    ok(store.apply(&commanded_thing, &commanded).await, "apply");
+    let token = |state: Option<DeviceState>| state.and_then(|s| s.shadow?.client_token);
+    assert_eq!(
+        token(ok(store.get_state(&commanded_thing).await, "get_state")).as_deref(),
+        Some("hearth:api:alice"),
+        "the client token round-trips"
+    );
+    ok(
+        store
+            .apply(&commanded_thing, &doc(4, 4_000, on.clone()))
+            .await,
+        "apply",
+    );
+    assert_eq!(
+        token(ok(store.get_state(&commanded_thing).await, "get_state")),
+        None,
+        "a version without a token has no cause"
     );
 
     // One update with a stale shadow, a newer presence and an older last-seen: only the
@@ -1038,12 +1064,19 @@ pub async fn shadow_gateway(
         "create_thing",
     );
     assert_eq!(ok(gateway.get_shadow(&thing).await, "get_shadow"), None);
+    let cause = hearth_domain::command::Cause::new(
+        hearth_domain::command::CommandSource::Api,
+        "contract-user",
+    );
 
     let on = object(&[
         ("power", "on".into()),
         ("color", serde_json::json!({"h": 10, "s": 1})),
     ]);
-    let version = ok(gateway.update_desired(&thing, &on, None).await, "update");
+    let version = ok(
+        gateway.update_desired(&thing, &on, None, &cause).await,
+        "update",
+    );
     assert_eq!(version, 1);
     let change = object(&[
         ("power", Value::Null),
@@ -1051,7 +1084,9 @@ pub async fn shadow_gateway(
         ("brightness", 40.into()),
     ]);
     let version = ok(
-        gateway.update_desired(&thing, &change, Some(1)).await,
+        gateway
+            .update_desired(&thing, &change, Some(1), &cause)
+            .await,
         "update",
     );
     assert_eq!(version, 2);
@@ -1063,7 +1098,7 @@ pub async fn shadow_gateway(
     );
     assert_eq!(shadow.get("version"), Some(&Value::from(2)));
     assert_eq!(
-        gateway.update_desired(&thing, &on, Some(1)).await,
+        gateway.update_desired(&thing, &on, Some(1), &cause).await,
         Err(crate::IotError::Conflict)
     );
     ok(gateway.delete_shadow(&thing).await, "delete_shadow");

@@ -6,6 +6,7 @@
 //! Lambda type: adapters live in their own crates (`hearth-aws`, the local stack).
 
 use async_trait::async_trait;
+use hearth_domain::command::Cause;
 use hearth_domain::device::{
     Device, DeviceId, Household, HouseholdId, InvitationId, Membership, ProductId, UserId,
 };
@@ -301,12 +302,15 @@ pub trait ThingProvisioner: Send + Sync {
 #[async_trait]
 pub trait ShadowGateway: Send + Sync {
     /// Merges a partial desired document into the thing's shadow (nested objects merge, `null`
-    /// deletes), optionally only if the shadow is at `expected_version`. Returns the new version.
+    /// deletes), optionally only if the shadow is at `expected_version`, with `cause` as the
+    /// update's `clientToken` (echoed to the device in the delta and to the state processor in
+    /// the `update/documents` message). Returns the new version.
     async fn update_desired(
         &self,
         thing: &DeviceId,
         desired: &Object,
         expected_version: Option<u64>,
+        cause: &Cause,
     ) -> Result<u64, IotError>;
     /// The thing's shadow document as the service returns it, `None` if it has none.
     async fn get_shadow(&self, thing: &DeviceId) -> Result<Option<Object>, IotError>;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use hearth_domain::command::Cause;
 use hearth_domain::device::{
     Device, DeviceId, Household, HouseholdId, InvitationId, Membership, ProductId, UserId,
 };
@@ -487,10 +488,12 @@ impl crate::ShadowGateway for MemoryShadows {
         thing: &DeviceId,
         desired: &Object,
         expected_version: Option<u64>,
+        cause: &Cause,
     ) -> Result<u64, IotError> {
         let request = UpdateRequest {
             desired: SectionUpdate::Merge(desired.clone()),
             version: expected_version,
+            client_token: Some(cause.client_token()),
             ..UpdateRequest::default()
         };
         let mut shadows = lock(&self.shadows);

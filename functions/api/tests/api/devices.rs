@@ -506,6 +506,7 @@ impl hearth_ports::ShadowGateway for DeniedShadows {
         _: &DeviceId,
         _: &hearth_domain::shadow::Object,
         _: Option<u64>,
+        _: &hearth_domain::command::Cause,
     ) -> Result<u64, hearth_ports::IotError> {
         Err(hearth_ports::IotError::Denied(SECRET.to_owned()))
     }

@@ -277,7 +277,7 @@ async fn deleting_removes_thing_and_shadow_and_the_next_owner_starts_clean() {
     // Telemetry and presence of alice's time with the device.
     let thing = ok(DeviceId::parse(id.as_str()));
     let before = DeviceState {
-        last_seen: Some(after_a_tick().await),
+        last_seen: Some(world.tick()),
         ..DeviceState::default()
     };
     ok(world.state.apply(&thing, &before).await);
@@ -312,10 +312,15 @@ async fn deleting_removes_thing_and_shadow_and_the_next_owner_starts_clean() {
     ok(world.provisioner.create_thing(&thing, &product).await);
     let stale = ok(world.provisioner.issue_certificate(&thing, None).await);
     let late = serde_json::Map::from_iter([("power".to_owned(), json!("on"))]);
-    ok(world.shadows.update_desired(&thing, &late, None).await);
+    let cause =
+        hearth_domain::command::Cause::new(hearth_domain::command::CommandSource::Api, "alice");
+    ok(world
+        .shadows
+        .update_desired(&thing, &late, None, &cause)
+        .await);
 
     // The code on the device works again, for the next owner, who sees none of the past.
-    after_a_tick().await;
+    world.tick();
     let next = claim(
         &world,
         "frank",
@@ -343,12 +348,4 @@ async fn deleting_removes_thing_and_shadow_and_the_next_owner_starts_clean() {
         "the previous owner's data is not shown"
     );
     assert!(world.registry_has_no_trace_of(&id, "home-a").await);
-}
-
-/// The clock in milliseconds, after it has moved on from any earlier reading.
-async fn after_a_tick() -> u64 {
-    std::thread::sleep(std::time::Duration::from_millis(3));
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
 }

@@ -272,3 +272,64 @@ async fn owners_transfer_devices_between_their_households() {
     .await
     .problem(422, "validation");
 }
+
+#[tokio::test]
+async fn an_invitation_expires_after_seven_days_on_the_clock() {
+    let world = World::seeded().await;
+    let dave = with_email("dave", "dave@example.com");
+    let world = &world;
+    let invite = |household: &'static str| async move {
+        let created = call(
+            world,
+            "alice",
+            Method::POST,
+            &format!("/v1/households/{household}/invitations"),
+            Some(r#"{"email":"dave@example.com","role":"member"}"#),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{}", created.raw);
+        created.body["id"].as_str().unwrap_or_default().to_owned()
+    };
+    let accept = |id: String| {
+        let dave = &dave;
+        async move {
+            call_as(
+                world,
+                dave,
+                Method::POST,
+                &format!("/v1/invitations/{id}/accept"),
+                None,
+            )
+            .await
+        }
+    };
+    let seven_days = std::time::Duration::from_secs(7 * 24 * 3600);
+
+    // A millisecond before the end of its seventh day an invitation still works...
+    let early = invite("home-b").await;
+    world
+        .clock
+        .advance(seven_days - std::time::Duration::from_millis(1));
+    let accepted = accept(early).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.raw);
+
+    // ...and from then on it is refused, listed as expired, and offered to nobody.
+    let late = invite("home-a").await;
+    world.clock.advance(seven_days);
+    accept(late.clone()).await.problem(409, "invitation-closed");
+    let listed = call(
+        world,
+        "alice",
+        Method::GET,
+        "/v1/households/home-a/invitations",
+        None,
+    )
+    .await;
+    let status = listed.body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["id"] == late.as_str()))
+        .map(|i| i["status"].clone());
+    assert_eq!(status, Some(json!("expired")), "{}", listed.raw);
+    let mine = call_as(world, &dave, Method::GET, "/v1/invitations", None).await;
+    assert_eq!(mine.body, json!({"items": []}), "{}", mine.raw);
+}

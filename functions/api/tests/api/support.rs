@@ -5,8 +5,8 @@ use hearth_api::{Caller, Ports, handle};
 use hearth_domain::device::{
     Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role, UserId,
 };
-use hearth_ports::DeviceRegistry;
 use hearth_ports::memory::{MemoryProvisioner, MemoryRegistry, MemoryShadows, MemoryStateStore};
+use hearth_ports::{DeviceRegistry, ManualClock};
 use http::{Method, Request, StatusCode};
 use serde_json::Value;
 
@@ -17,12 +17,28 @@ pub fn ok<T, E: std::fmt::Debug>(result: Result<T, E>) -> T {
     }
 }
 
-#[derive(Default)]
 pub struct World {
     pub registry: MemoryRegistry,
     pub state: MemoryStateStore,
     pub shadows: MemoryShadows,
     pub provisioner: MemoryProvisioner,
+    /// The handler's time: stands still until a test moves it.
+    pub clock: ManualClock,
+}
+
+/// When every test world's clock starts (2023-11-14).
+pub const EPOCH_MS: u64 = 1_700_000_000_000;
+
+impl Default for World {
+    fn default() -> Self {
+        Self {
+            registry: MemoryRegistry::default(),
+            state: MemoryStateStore::default(),
+            shadows: MemoryShadows::default(),
+            provisioner: MemoryProvisioner::default(),
+            clock: ManualClock::new(EPOCH_MS),
+        }
+    }
 }
 
 pub fn caller(user: &str) -> Caller {
@@ -105,7 +121,13 @@ impl World {
             invitations: &self.registry,
             shadows: &self.shadows,
             provisioner: &self.provisioner,
+            clock: &self.clock,
         }
+    }
+
+    /// Moves the world's clock on by a millisecond; the new time.
+    pub fn tick(&self) -> u64 {
+        self.clock.advance(std::time::Duration::from_millis(1))
     }
 }
 

@@ -288,6 +288,10 @@ fn write_shadow(expr: &mut Expr, state: &DeviceState) {
     expr.set_or_remove("shadow_version", doc.map(|d| n(d.version)));
     expr.set_or_remove("shadow_received_at", doc.map(|d| n(d.received_at)));
     expr.set_or_remove("shadow_timestamp", doc.map(|d| n(d.timestamp)));
+    expr.set_or_remove(
+        "shadow_client_token",
+        doc.and_then(|d| d.client_token.clone()).map(s),
+    );
     expr.set_or_remove("desired", doc.and_then(|d| d.desired.as_ref()).map(json));
     expr.set_or_remove("reported", doc.and_then(|d| d.reported.as_ref()).map(json));
 }
@@ -349,6 +353,7 @@ fn decode(item: &Item) -> Result<(DeviceState, Option<u64>), StoreError> {
             timestamp: get_n(item, "shadow_timestamp")?.unwrap_or(0),
             desired: get_json(item, "desired")?,
             reported: get_json(item, "reported")?,
+            client_token: get_s(item, "shadow_client_token")?.map(str::to_owned),
         }),
     };
     let connectivity = match get_s(item, "conn_order")? {

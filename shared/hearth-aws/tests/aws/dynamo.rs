@@ -54,6 +54,7 @@ async fn state_item_has_the_documented_layout() {
             timestamp: 1_700_000_000,
             desired: json!({"power": "on"}).as_object().cloned(),
             reported: json!({"power": "off", "big": 1e300}).as_object().cloned(),
+            client_token: Some("hearth:api:alice".to_owned()),
         }),
         last_seen: Some(1_700_000_000_123),
         ..DeviceState::default()
@@ -74,6 +75,10 @@ async fn state_item_has_the_documented_layout() {
     assert_eq!(text("entity").as_deref(), Some("state"));
     assert_eq!(text("thing").as_deref(), Some("layout-1"));
     assert_eq!(number("shadow_version").as_deref(), Some("3"));
+    assert_eq!(
+        text("shadow_client_token").as_deref(),
+        Some("hearth:api:alice")
+    );
     assert_eq!(number("last_seen").as_deref(), Some("1700000000123"));
     assert_eq!(number("rev").as_deref(), Some("1"));
     // JSON documents are stored as JSON text: numbers beyond DynamoDB's range survive.

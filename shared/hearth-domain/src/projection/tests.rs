@@ -11,6 +11,7 @@ fn doc(version: u64, received_at: u64, power: &str) -> DeviceState {
             timestamp: received_at / 1000,
             desired: None,
             reported,
+            client_token: None,
         }),
         ..DeviceState::default()
     }
@@ -151,6 +152,7 @@ fn projection_delta_is_the_shadow_delta() {
             .as_object()
             .cloned(),
         reported: json!({"power": "on"}).as_object().cloned(),
+        client_token: None,
     };
     assert_eq!(p.delta(), json!({"brightness": 10}).as_object().cloned());
 }
