@@ -21,7 +21,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures_util::StreamExt;
@@ -29,7 +29,7 @@ use futures_util::stream;
 use hearth_domain::device::DeviceId;
 use hearth_domain::ingest::{self, Parsed};
 use hearth_domain::projection::DeviceState;
-use hearth_ports::{DeadLetter, DeadLetterSink, StateStore};
+use hearth_ports::{Clock, DeadLetter, DeadLetterSink, StateStore};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use tracing::{debug, error, info, warn};
 
@@ -48,6 +48,8 @@ pub struct Ports<'a> {
     pub store: &'a dyn StateStore,
     /// Where permanently bad messages go.
     pub dead_letters: &'a dyn DeadLetterSink,
+    /// The time, against which the invocation's deadline is read.
+    pub clock: &'a dyn Clock,
 }
 
 /// A failure of the whole batch (every message will be retried).
@@ -91,7 +93,7 @@ pub async fn function_handler(
     ports: Ports<'_>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    let now = now_ms();
+    let now = ports.clock.now_ms();
     debug!(
         deadline_ms = event.context.deadline,
         now_ms = now,
@@ -116,12 +118,6 @@ pub fn write_deadline(deadline_ms: u64, now_ms: u64) -> Option<tokio::time::Inst
     }
     let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
     Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Processes one SQS batch with no time limit; returns the partial batch response and a summary.

@@ -9,6 +9,7 @@ use anyhow::{Context, anyhow};
 use aws_lambda_events::event::sqs::SqsEvent;
 use hearth_aws::dynamo::DynamoStateStore;
 use hearth_aws::sqs::SqsDeadLetterSink;
+use hearth_ports::SystemClock;
 use hearth_state_processor::{Ports, function_handler};
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -27,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let ports = Ports {
         store: &store,
         dead_letters: &dead_letters,
+        clock: &SystemClock,
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         function_handler(ports, event)

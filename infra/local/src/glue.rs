@@ -643,6 +643,7 @@ impl LocalFunction for StateProcessor {
         let ports = Ports {
             store: &*self.store,
             dead_letters: &*self.dead_letters,
+            clock: &hearth_ports::SystemClock,
         };
         let (response, _) = hearth_state_processor::handle(ports, event)
             .await

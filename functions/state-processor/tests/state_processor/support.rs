@@ -82,6 +82,7 @@ impl World {
         Ports {
             store: self,
             dead_letters: self,
+            clock: &hearth_ports::SystemClock,
         }
     }
 
