@@ -421,14 +421,10 @@ impl EmbeddedRegistry {
             .map_err(|e| EmbeddedError::corrupt("claim code index", e))?;
         let record = key(&["d", &thing]);
         let _guard = self.shared.stripe(&record);
-        let mut device: Device = get(registry, "device", &record)?
-            .filter(|d: &Device| d.household.is_none())
-            .ok_or(EnrollError::UnknownCode)?;
-        device.household = Some(household.clone());
-        if let Some(name) = name {
-            device.name = name.to_owned();
-        }
-        device.claimed_at = Some(now);
+        let device = get::<Device>(registry, "device", &record)?
+            .ok_or(EnrollError::UnknownCode)?
+            .claim(code_hash, household, name, now)
+            .map_err(|_| EnrollError::UnknownCode)?;
         let value = encode("device", &device)?;
         let mut batch = self.shared.batch();
         batch.remove(registry, index);
@@ -447,12 +443,10 @@ impl EmbeddedRegistry {
         let _enroll = crate::sync::lock(&self.shared.enroll);
         let record = key(&["d", id.as_str()]);
         let _guard = self.shared.stripe(&record);
-        let mut device: Device = get(registry, "device", &record)?
-            .filter(|d: &Device| d.household.as_ref() == Some(household))
-            .ok_or(EnrollError::UnknownDevice)?;
-        device.household = None;
-        device.claimed_at = None;
-        device.name = device.device_type.default_name().to_owned();
+        let device = get::<Device>(registry, "device", &record)?
+            .ok_or(EnrollError::UnknownDevice)?
+            .release(household)
+            .map_err(|_| EnrollError::UnknownDevice)?;
         let value = encode("device", &device)?;
         let mut batch = self.shared.batch();
         batch.remove(registry, key(&["hd", household.as_str(), id.as_str()]));

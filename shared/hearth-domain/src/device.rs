@@ -246,6 +246,18 @@ impl DeviceType {
         Self::Sensor,
     ];
 
+    /// The type's name, as the API, the stores and `serde` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Light => "light",
+            Self::Plug => "plug",
+            Self::Thermostat => "thermostat",
+            Self::Lock => "lock",
+            Self::Camera => "camera",
+            Self::Sensor => "sensor",
+        }
+    }
+
     /// The name a device of this type has until its owner names it.
     pub fn default_name(self) -> &'static str {
         match self {
@@ -335,6 +347,62 @@ pub struct Device {
     pub claim_code_hash: Option<String>,
 }
 
+/// Why a device cannot make an ownership transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransitionRefused {
+    /// A claim: the device already belongs to a household.
+    #[error("the device already belongs to a household")]
+    AlreadyClaimed,
+    /// A claim: the device does not carry that claim code.
+    #[error("the device does not carry that claim code")]
+    WrongCode,
+    /// A release: the device is not in that household (released or moved meanwhile).
+    #[error("the device is not in that household")]
+    NotInHousehold,
+}
+
+impl Device {
+    /// The device claimed into `household` at `now` with the claim code whose hash is
+    /// `code_hash`, named `name` (`None` keeps its name). Only an unclaimed device carrying that
+    /// code can be claimed. The stores persist the result atomically with consuming the code.
+    pub fn claim(
+        &self,
+        code_hash: &str,
+        household: &HouseholdId,
+        name: Option<&str>,
+        now: u64,
+    ) -> Result<Device, TransitionRefused> {
+        if self.household.is_some() {
+            return Err(TransitionRefused::AlreadyClaimed);
+        }
+        if self.claim_code_hash.as_deref() != Some(code_hash) {
+            return Err(TransitionRefused::WrongCode);
+        }
+        Ok(Device {
+            household: Some(household.clone()),
+            name: name.map_or_else(|| self.name.clone(), str::to_owned),
+            claimed_at: Some(now),
+            ..self.clone()
+        })
+    }
+
+    /// The device released from `household` (its owner deleted it): unclaimed, named after its
+    /// type again, claimable with its code by the next owner. Only while it is in `household`:
+    /// a late or repeated delete never releases it from a next owner.
+    pub fn release(&self, household: &HouseholdId) -> Result<Device, TransitionRefused> {
+        if self.household.as_ref() != Some(household) {
+            return Err(TransitionRefused::NotInHousehold);
+        }
+        Ok(Device {
+            household: None,
+            claimed_at: None,
+            name: self.device_type.default_name().to_owned(),
+            ..self.clone()
+        })
+    }
+}
+
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 
@@ -370,6 +438,57 @@ pub enum Role {
     Member,
 }
 
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 2] = [Self::Owner, Self::Member];
+
+    /// The role's name, as the API, the stores and `serde` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Member => "member",
+        }
+    }
+}
+
+/// A name that is not one of an enumeration's (a device type, a role).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {name:?}")]
+pub struct UnknownName {
+    /// What was looked for ("device type", "role").
+    pub what: &'static str,
+    /// The name given.
+    pub name: String,
+}
+
+impl std::str::FromStr for DeviceType {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                what: "device type",
+                name: s.to_owned(),
+            })
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                what: "role",
+                name: s.to_owned(),
+            })
+    }
+}
+
 /// A user's membership of a household.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
@@ -384,6 +503,20 @@ pub struct Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_and_role_names_are_spelled_once_and_match_serde() {
+        for t in DeviceType::ALL {
+            assert_eq!(t.as_str().parse::<DeviceType>(), Ok(t));
+            assert_eq!(serde_json::to_value(t).ok(), Some(json!(t.as_str())));
+        }
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+            assert_eq!(serde_json::to_value(r).ok(), Some(json!(r.as_str())));
+        }
+        assert!("Light".parse::<DeviceType>().is_err());
+        assert!("admin".parse::<Role>().is_err());
+    }
     use serde_json::json;
 
     #[test]

@@ -210,11 +210,9 @@ impl crate::Enrollment for MemoryRegistry {
             .values_mut()
             .find(|d| d.household.is_none() && d.claim_code_hash.as_deref() == Some(code_hash))
             .ok_or(crate::EnrollError::UnknownCode)?;
-        device.household = Some(household.clone());
-        if let Some(name) = name {
-            device.name = name.to_owned();
-        }
-        device.claimed_at = Some(now);
+        *device = device
+            .claim(code_hash, household, name, now)
+            .map_err(|_| crate::EnrollError::UnknownCode)?;
         Ok(device.clone())
     }
 
@@ -227,11 +225,10 @@ impl crate::Enrollment for MemoryRegistry {
         let device = inner
             .devices
             .get_mut(id)
-            .filter(|d| d.household.as_ref() == Some(household))
             .ok_or(crate::EnrollError::UnknownDevice)?;
-        device.household = None;
-        device.claimed_at = None;
-        device.name = device.device_type.default_name().to_owned();
+        *device = device
+            .release(household)
+            .map_err(|_| crate::EnrollError::UnknownDevice)?;
         Ok(device.clone())
     }
 }

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use hearth_domain::device::InvitationId;
 use hearth_domain::device::{
-    Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, Role, UserId,
+    Device, DeviceId, DeviceType, Household, HouseholdId, Membership, ProductId, UserId,
 };
 use hearth_domain::sharing::{Invitation, InvitationStatus};
 use hearth_ports::{
@@ -281,7 +281,6 @@ fn built<T>(result: Result<T, BuildError>) -> Result<T, StoreError> {
     result.map_err(|e| StoreError::Rejected(format!("invalid transaction item: {e}")))
 }
 
-/// A conditional `Put` of an item whose key must not exist yet.
 /// A transaction step writing `item` as it is.
 fn put(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
@@ -291,6 +290,7 @@ fn put(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
     Ok(TransactWriteItem::builder().put(built(put)?).build())
 }
 
+/// A conditional `Put` of an item whose key must not exist yet.
 fn put_new(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
         .table_name(table)
@@ -321,24 +321,6 @@ fn gave_up(step: &str, thing: &str) -> EnrollError {
     )))
 }
 
-fn device_type_name(t: DeviceType) -> &'static str {
-    match t {
-        DeviceType::Light => "light",
-        DeviceType::Plug => "plug",
-        DeviceType::Thermostat => "thermostat",
-        DeviceType::Lock => "lock",
-        DeviceType::Camera => "camera",
-        DeviceType::Sensor => "sensor",
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Owner => "owner",
-        Role::Member => "member",
-    }
-}
-
 fn device_item(device: &Device) -> Item {
     let mut item = Item::new();
     item.insert(PK.to_owned(), s(device_pk(device.id.as_str())));
@@ -347,10 +329,7 @@ fn device_item(device: &Device) -> Item {
     item.insert("thing".to_owned(), s(device.id.as_str()));
     item.insert("product".to_owned(), s(device.product.as_str()));
     item.insert("name".to_owned(), s(device.name.as_str()));
-    item.insert(
-        "device_type".to_owned(),
-        s(device_type_name(device.device_type)),
-    );
+    item.insert("device_type".to_owned(), s(device.device_type.as_str()));
     item.insert("created_at".to_owned(), n(device.created_at));
     if let Some(serial) = &device.serial {
         item.insert("serial".to_owned(), s(serial.as_str()));
@@ -374,15 +353,9 @@ fn device_item(device: &Device) -> Item {
 
 fn decode_device(item: &Item) -> Result<Device, StoreError> {
     let text = |name: &str| required(get_s(item, name)?, item, name);
-    let device_type = match text("device_type")? {
-        "light" => DeviceType::Light,
-        "plug" => DeviceType::Plug,
-        "thermostat" => DeviceType::Thermostat,
-        "lock" => DeviceType::Lock,
-        "camera" => DeviceType::Camera,
-        "sensor" => DeviceType::Sensor,
-        _ => return Err(corrupt(item, "device_type")),
-    };
+    let device_type: DeviceType = text("device_type")?
+        .parse()
+        .map_err(|_| corrupt(item, "device_type"))?;
     Ok(Device {
         id: parse_id(DeviceId::parse(text("thing")?), item, "thing")?,
         product: parse_id(ProductId::parse(text("product")?), item, "product")?,
@@ -412,7 +385,7 @@ fn membership_item(membership: &Membership) -> Item {
     item.insert("entity".to_owned(), s("membership"));
     item.insert("user".to_owned(), s(user));
     item.insert("household".to_owned(), s(household));
-    item.insert("role".to_owned(), s(role_name(membership.role)));
+    item.insert("role".to_owned(), s(membership.role.as_str()));
     item
 }
 
@@ -421,11 +394,7 @@ fn decode_membership(item: &Item) -> Result<Membership, StoreError> {
     Ok(Membership {
         user: parse_id(UserId::parse(text("user")?), item, "user")?,
         household: parse_id(HouseholdId::parse(text("household")?), item, "household")?,
-        role: match text("role")? {
-            "owner" => Role::Owner,
-            "member" => Role::Member,
-            _ => return Err(corrupt(item, "role")),
-        },
+        role: text("role")?.parse().map_err(|_| corrupt(item, "role"))?,
     })
 }
 
@@ -602,10 +571,10 @@ impl Enrollment for DynamoRegistry {
         Err(gave_up("register", thing.as_str()))
     }
 
-    /// Reads the claim-code item (strongly consistent) for the device, then one transaction
-    /// deletes the code item, still naming that device, and moves the device into the
-    /// household (renamed when a name is given), if it still exists, is unclaimed and carries
-    /// the code. A failed condition is `UnknownCode`: someone else claimed it first.
+    /// Reads the claim-code item and the device it names (both strongly consistent), makes the
+    /// claim ([`Device::claim`]), then one transaction deletes the code item, still naming that
+    /// device, and writes the claimed device, if it is still unclaimed and carries the code. A
+    /// failed condition is `UnknownCode`: someone else claimed it first.
     async fn claim(
         &self,
         code_hash: &str,
@@ -619,6 +588,12 @@ impl Enrollment for DynamoRegistry {
             };
             let thing = required(get_s(&code, "thing")?, &code, "thing")?;
             let thing = parse_id(DeviceId::parse(thing), &code, "thing")?;
+            let claimed = self
+                .read_device(&thing)
+                .await?
+                .ok_or(EnrollError::UnknownCode)?
+                .claim(code_hash, household, name, now)
+                .map_err(|_| EnrollError::UnknownCode)?;
             let delete = Delete::builder()
                 .table_name(&self.table)
                 .key(PK, s(claim_pk(code_hash)))
@@ -628,49 +603,24 @@ impl Enrollment for DynamoRegistry {
                 .expression_attribute_names("#thing", "thing")
                 .expression_attribute_values(":thing", s(thing.as_str()))
                 .build();
-            let mut set = "SET #household = :household, #gsi1pk = :gsi1pk, #gsi1sk = :gsi1sk, \
-                           #claimed_at = :claimed_at"
-                .to_owned();
-            let mut update = Update::builder();
-            if let Some(name) = name {
-                set.push_str(", #name = :name");
-                update = update
-                    .expression_attribute_names("#name", "name")
-                    .expression_attribute_values(":name", s(name));
-            }
-            let update = update
+            let write = Put::builder()
                 .table_name(&self.table)
-                .key(PK, s(device_pk(thing.as_str())))
-                .key(SK, s(META_SK))
-                .update_expression(set)
+                .set_item(Some(device_item(&claimed)))
                 .condition_expression(
                     "attribute_exists(#pk) AND attribute_not_exists(#household) \
                      AND #hash = :hash",
                 )
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#household", "household")
-                .expression_attribute_names("#gsi1pk", GSI1PK)
-                .expression_attribute_names("#gsi1sk", GSI1SK)
-                .expression_attribute_names("#claimed_at", "claimed_at")
                 .expression_attribute_names("#hash", "claim_code_hash")
-                .expression_attribute_values(":household", s(household.as_str()))
-                .expression_attribute_values(":gsi1pk", s(household_pk(household.as_str())))
-                .expression_attribute_values(":gsi1sk", s(device_pk(thing.as_str())))
-                .expression_attribute_values(":claimed_at", n(now))
                 .expression_attribute_values(":hash", s(code_hash))
                 .build();
             let items = vec![
                 TransactWriteItem::builder().delete(built(delete)?).build(),
-                TransactWriteItem::builder().update(built(update)?).build(),
+                TransactWriteItem::builder().put(built(write)?).build(),
             ];
             match self.transact(items).await? {
-                Transacted::Done => {
-                    return self.read_device(&thing).await?.ok_or_else(|| {
-                        EnrollError::Store(StoreError::Transient(format!(
-                            "device {thing} vanished right after being claimed"
-                        )))
-                    });
-                }
+                Transacted::Done => return Ok(claimed),
                 Transacted::ConditionFailed => return Err(EnrollError::UnknownCode),
                 Transacted::Conflict => self.backoff(attempt).await,
             }
@@ -678,44 +628,31 @@ impl Enrollment for DynamoRegistry {
         Err(gave_up("claim", "a claim code"))
     }
 
-    /// Reads the device (strongly consistent); if claimed, one transaction removes it from its
-    /// household (if it is still in the household read), resets its name to its type's default
-    /// and puts its claim-code item back. A device that changed in between is read again.
+    /// Reads the device (strongly consistent), makes the release ([`Device::release`]), then
+    /// one transaction writes the released device, if it is still in the household read, and
+    /// puts its claim-code item back. A device that changed in between is read again.
     async fn release(&self, id: &DeviceId, household: &HouseholdId) -> Result<Device, EnrollError> {
         for attempt in 0..MAX_ATTEMPTS {
-            let device = self
+            let released = self
                 .read_device(id)
                 .await?
-                .filter(|d| d.household.as_ref() == Some(household))
-                .ok_or(EnrollError::UnknownDevice)?;
-            let update = Update::builder()
+                .ok_or(EnrollError::UnknownDevice)?
+                .release(household)
+                .map_err(|_| EnrollError::UnknownDevice)?;
+            let write = Put::builder()
                 .table_name(&self.table)
-                .key(PK, s(device_pk(id.as_str())))
-                .key(SK, s(META_SK))
-                .update_expression(
-                    "SET #name = :name REMOVE #household, #gsi1pk, #gsi1sk, #claimed_at",
-                )
+                .set_item(Some(device_item(&released)))
                 .condition_expression("attribute_exists(#pk) AND #household = :household")
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#name", "name")
                 .expression_attribute_names("#household", "household")
-                .expression_attribute_names("#gsi1pk", GSI1PK)
-                .expression_attribute_names("#gsi1sk", GSI1SK)
-                .expression_attribute_names("#claimed_at", "claimed_at")
-                .expression_attribute_values(":name", s(device.device_type.default_name()))
                 .expression_attribute_values(":household", s(household.as_str()))
                 .build();
-            let mut items = vec![TransactWriteItem::builder().update(built(update)?).build()];
-            if let Some(hash) = &device.claim_code_hash {
+            let mut items = vec![TransactWriteItem::builder().put(built(write)?).build()];
+            if let Some(hash) = &released.claim_code_hash {
                 items.push(put(&self.table, claim_item(hash, id))?);
             }
             match self.transact(items).await? {
-                Transacted::Done => {
-                    return self
-                        .read_device(id)
-                        .await?
-                        .ok_or(EnrollError::UnknownDevice);
-                }
+                Transacted::Done => return Ok(released),
                 // Released or re-claimed meanwhile: look again (then it is not in `household`).
                 Transacted::ConditionFailed => {}
                 Transacted::Conflict => self.backoff(attempt).await,
@@ -753,7 +690,7 @@ fn invitation_item(invitation: &Invitation) -> Item {
     item.insert("id".to_owned(), s(id));
     item.insert("household".to_owned(), s(invitation.household.as_str()));
     item.insert("email".to_owned(), s(invitation.email.as_str()));
-    item.insert("role".to_owned(), s(role_name(invitation.role)));
+    item.insert("role".to_owned(), s(invitation.role.as_str()));
     item.insert("invited_by".to_owned(), s(invitation.invited_by.as_str()));
     item.insert("created_at".to_owned(), n(invitation.created_at));
     item.insert("expires_at_ms".to_owned(), n(invitation.expires_at));
@@ -798,11 +735,7 @@ fn decode_invitation(item: &Item) -> Result<Invitation, StoreError> {
         id: parse_id(InvitationId::parse(text("id")?), item, "id")?,
         household: parse_id(HouseholdId::parse(text("household")?), item, "household")?,
         email: text("email")?.to_owned(),
-        role: match text("role")? {
-            "owner" => Role::Owner,
-            "member" => Role::Member,
-            _ => return Err(corrupt(item, "role")),
-        },
+        role: text("role")?.parse().map_err(|_| corrupt(item, "role"))?,
         invited_by: parse_id(UserId::parse(text("invited_by")?), item, "invited_by")?,
         created_at: number("created_at")?,
         expires_at: number("expires_at_ms")?,
