@@ -66,7 +66,6 @@ impl<'a> Ports<'a> {
             registry: self.registry,
             state: self.state,
             shadows: self.shadows,
-            clock: self.clock,
         }
     }
 }

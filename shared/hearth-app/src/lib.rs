@@ -14,7 +14,7 @@
 pub mod access;
 pub mod devices;
 
-use hearth_ports::{Clock, DeviceRegistry, IotError, ShadowGateway, StateStore, StoreError};
+use hearth_ports::{DeviceRegistry, IotError, ShadowGateway, StateStore, StoreError};
 
 /// The ports the use cases need.
 #[derive(Clone, Copy)]
@@ -25,8 +25,6 @@ pub struct AppPorts<'a> {
     pub state: &'a dyn StateStore,
     /// The device shadows (desired and reported state, commands).
     pub shadows: &'a dyn ShadowGateway,
-    /// The time.
-    pub clock: &'a dyn Clock,
 }
 
 /// Why a use case refused or failed.
