@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{Device, http, start, tempdir, token};
+use crate::support::{Device, http, start, state_until, tempdir, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_claim_report_read_command_delete() {
@@ -101,6 +101,15 @@ async fn register_claim_report_read_command_delete() {
     let delta = device.expect(&format!("{shadow}/update/delta")).await;
     assert_eq!(delta["state"], json!({"power": "on"}));
     assert_eq!(delta["version"], commanded["version"]);
+    // The command's cause travels with it: to the device in the delta, and through the shadow's
+    // update/documents message, the rules and the state processor into the projection, next
+    // to the version it produced.
+    assert_eq!(delta["clientToken"], "hearth:api:alice");
+    let state = state_until(api, &thing, |s| {
+        s["shadow"]["version"] == commanded["version"]
+    })
+    .await;
+    assert_eq!(state["shadow"]["client_token"], "hearth:api:alice", "{state}");
     // A stale expectedVersion is a 409; another household's user sees nothing.
     let (status, _) = http(
         api,
