@@ -170,11 +170,13 @@ impl LocalApi {
     }
 }
 
-/// The routes: `/v1/...` (the owner API) and `POST /dev/tokens`.
+/// The routes: `/v1/...` (the owner API), `POST /dev/tokens` and the tokens' public key at
+/// `GET /.well-known/jwks.json`.
 pub fn router(api: Arc<LocalApi>) -> Router {
     Router::new()
         .route("/v1/{*rest}", axum::routing::any(serve))
         .route("/dev/tokens", axum::routing::post(token))
+        .route(crate::tokens::JWKS_PATH, axum::routing::get(jwks))
         .with_state(api)
 }
 
@@ -198,6 +200,11 @@ async fn serve(State(api): State<Arc<LocalApi>>, request: Request) -> Response {
 
 fn problem(problem: Problem) -> Response {
     problem.into_response().map(Body::from).into_response()
+}
+
+/// `GET /.well-known/jwks.json`: the development tokens' public key (a JWKS document).
+async fn jwks(State(api): State<Arc<LocalApi>>) -> Response {
+    api.tokens.jwks_response()
 }
 
 #[derive(Deserialize)]

@@ -195,7 +195,10 @@ async fn main() -> anyhow::Result<()> {
             ttl,
             data_dir,
         } => {
-            let tokens = hearth_local::tokens::DevTokens::open(&data_dir)?;
+            let tokens = hearth_local::tokens::DevTokens::open(
+                &data_dir,
+                std::sync::Arc::new(hearth_ports::SystemClock),
+            )?;
             let (token, _) =
                 tokens.issue(&user, &groups, email.as_deref(), Duration::from_secs(ttl))?;
             println!("{token}");

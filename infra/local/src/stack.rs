@@ -216,7 +216,7 @@ impl Stack {
             state: storage.state_store(),
             shadows: LocalShadows::new(hooks.clone()),
             provisioner,
-            tokens: DevTokens::open(&config.data_dir)?,
+            tokens: DevTokens::open(&config.data_dir, Arc::new(hearth_ports::SystemClock))?,
         });
         let http_shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
@@ -278,7 +278,7 @@ impl Stack {
         format!(
             "Hearth local stack is up\n\
              \n  MQTT      mqtt://{mqtt}  (MQTT 3.1.1 and 5, QoS 0/1, retained; {access})\
-             \n  HTTP      http://{http}  (owner API /v1/... ; POST /dev/tokens ; GET /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
+             \n  HTTP      http://{http}  (owner API /v1/... ; POST /dev/tokens ; GET /.well-known/jwks.json, /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
              \n  data      {data}\
              \n  template  {template}: {rules} topic rules, functions: {functions}\
              \n\nProvision a device through the owner API (a maker registers it, an owner claims it: the\

@@ -1,17 +1,26 @@
-//! Development tokens: JWTs for any user name and groups, signed with a key kept in the data
-//! directory and validated the way API Gateway's JWT authorizer validates Cognito's (signature,
-//! issuer, audience, expiry), then handed to the API as the same string claims API Gateway
-//! passes (`cognito:groups` as `"[makers admins]"`).
+//! Development tokens: JWTs for any user name and groups, signed (ES256) with a P-256 key kept
+//! in the data directory and validated by `hearth-auth` against the stack's JWKS document — the
+//! same code and checks as for Cognito's tokens in AWS (signature by `kid`, the algorithm pinned
+//! to the key's, issuer, audience, `token_use`, expiry) — then handed to the API as the same
+//! string claims API Gateway passes (`cognito:groups` as `"[makers admins]"`).
 //!
-//! Get one with `POST /dev/tokens` on the running stack or `hearth-local token <user>`. They are
-//! for the local stack only: the key (HS256, 256 bits) never leaves `<data dir>/dev-token.key`.
+//! Get one with `POST /dev/tokens` on the running stack or `hearth-local token <user>`; the
+//! public key is served at `GET /.well-known/jwks.json`, its `kid` the key's RFC 7638
+//! thumbprint. They are for the local stack only: the private key (PKCS#8 PEM, owner-only file)
+//! never leaves `<data dir>/dev-token-es256.pem`.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use hearth_auth::{AuthError, Jwk, Jwks, PublicKey, TokenUse, Validator, ValidatorConfig};
 use hearth_domain::device::UserId;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use hearth_ports::Clock;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,8 +34,12 @@ pub const AUDIENCE: &str = "hearth-local-apps";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// The longest validity a token may ask for.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Where the local stack serves the development tokens' public key.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
-const KEY_FILE: &str = "dev-token.key";
+/// The signing key, PKCS#8 PEM. (`dev-token.key`, the HS256 secret of earlier versions, is
+/// no longer read.)
+const KEY_FILE: &str = "dev-token-es256.pem";
 
 /// Why a token was not issued or not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +51,12 @@ pub enum TokenError {
     /// A group name is empty or contains a space or a bracket.
     #[error("group {0:?} is not a valid group name")]
     Group(String),
-    /// The token failed validation (signature, issuer, audience, expiry, shape).
+    /// The token failed validation (which check says the inner error).
     #[error("invalid token: {0}")]
-    Invalid(String),
+    Invalid(#[from] AuthError),
+    /// The token could not be signed.
+    #[error("could not sign the token: {0}")]
+    Signing(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,50 +81,89 @@ struct Claims {
     email_verified: Option<bool>,
 }
 
-/// The signing key and what it signs.
+/// The signing key, the JWKS document of its public half, and the validator of what it signs.
 pub struct DevTokens {
-    key: Vec<u8>,
+    key: EncodingKey,
+    kid: String,
+    jwks: Value,
+    validator: Validator,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for DevTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DevTokens(..)")
+        f.debug_struct("DevTokens")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl DevTokens {
-    /// The key in `data_dir`, created on first use (owner-only file).
-    pub fn open(data_dir: &Path) -> Result<DevTokens, StackError> {
+    /// The key in `data_dir`, created on first use (owner-only file); tokens are issued and
+    /// checked at `clock`'s time.
+    pub fn open(data_dir: &Path, clock: Arc<dyn Clock>) -> Result<DevTokens, StackError> {
         let path = data_dir.join(KEY_FILE);
         let error = |e: &dyn std::fmt::Display| StackError::Storage {
             path: path.display().to_string(),
             detail: format!("development token key: {e}"),
         };
-        match std::fs::read_to_string(&path) {
-            Ok(hex) => {
-                let key = decode_hex(hex.trim()).ok_or_else(|| error(&"not 64 hex digits"))?;
-                Ok(DevTokens { key })
-            }
+        let pem = match std::fs::read_to_string(&path) {
+            Ok(pem) => pem,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data_dir).map_err(|e| error(&e))?;
-                let mut key = vec![0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| error(&e))?;
-                let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-                match crate::provisioner::write_private(&path, &hex) {
-                    Ok(()) => Ok(DevTokens { key }),
+                let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                    .map_err(|e| error(&e))?;
+                let pem = pair.serialize_pem();
+                match crate::provisioner::write_private(&path, &pem) {
+                    Ok(()) => pem,
                     // Another process created it first: use that one.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::open(data_dir),
-                    Err(e) => Err(error(&e)),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Self::open(data_dir, clock);
+                    }
+                    Err(e) => return Err(error(&e)),
                 }
             }
-            Err(e) => Err(error(&e)),
+            Err(e) => return Err(error(&e)),
+        };
+        let pair = rcgen::KeyPair::from_pem(&pem).map_err(|e| error(&e))?;
+        if pair.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
+            return Err(error(&"not a P-256 key"));
         }
+        let public = PublicKey::p256_from_sec1(pair.public_key_raw()).map_err(|e| error(&e))?;
+        let jwk = Jwk::with_thumbprint_kid(public);
+        let kid = jwk.kid().to_owned();
+        let jwks = Jwks::new(vec![jwk]).map_err(|e| error(&e))?.to_json();
+        // The validator reads the very document the stack serves, as a validator in AWS reads
+        // Cognito's.
+        let served = Jwks::from_json(jwks.to_string().as_bytes()).map_err(|e| error(&e))?;
+        let config = ValidatorConfig::new(ISSUER, [AUDIENCE], TokenUse::Id);
+        Ok(DevTokens {
+            key: EncodingKey::from_ec_der(&pair.serialize_der()),
+            kid,
+            jwks,
+            validator: Validator::new(config, served, clock.clone()),
+            clock,
+        })
+    }
+
+    /// The key's id (its RFC 7638 thumbprint), the `kid` of every token it signs.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWKS document (what `GET /.well-known/jwks.json` serves).
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    /// The `GET /.well-known/jwks.json` response.
+    pub fn jwks_response(&self) -> Response {
+        let mut response = Json(self.jwks.clone()).into_response();
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        );
+        response
     }
 
     /// A token for `user` in `groups`, with a verified `email` if given, valid for `ttl`
@@ -127,7 +182,7 @@ impl DevTokens {
         {
             return Err(TokenError::Group(bad.clone()));
         }
-        let now = now_secs();
+        let now = self.clock.now_ms() / 1000;
         let exp = now + ttl.min(MAX_TTL).as_secs().max(1);
         let claims = Claims {
             sub: user.to_owned(),
@@ -141,32 +196,23 @@ impl DevTokens {
             email: email.map(str::to_owned),
             email_verified: email.map(|_| true),
         };
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(&self.key),
-        )
-        .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        Ok((token, exp))
+        Ok((self.sign(&claims)?, exp))
     }
 
-    /// Validates `token` (HS256 signature, issuer, audience, expiry with no leeway) and returns
-    /// its claims as API Gateway passes them to a function: every value a string, arrays as
-    /// `"[a b]"`.
+    fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// Validates `token` with `hearth-auth` against the JWKS (ES256 signature by `kid`,
+    /// issuer, audience, `token_use: id`, expiry with no leeway) and returns its claims as API
+    /// Gateway passes them to a function: every value a string, arrays as `"[a b]"`.
     pub fn verify(&self, token: &str) -> Result<HashMap<String, String>, TokenError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<HashMap<String, Value>>(
-            token,
-            &DecodingKey::from_secret(&self.key),
-            &validation,
-        )
-        .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        Ok(data
-            .claims
+        let claims = self.validator.validate(token)?;
+        Ok(claims
+            .raw
             .into_iter()
             .map(|(name, value)| (name, as_gateway_string(value)))
             .collect())
@@ -185,32 +231,27 @@ fn as_gateway_string(value: Value) -> String {
     }
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use hearth_ports::{ManualClock, SystemClock};
+
     use super::*;
+
+    fn now_secs() -> u64 {
+        SystemClock.now_ms() / 1000
+    }
+
+    fn open(dir: &Path) -> DevTokens {
+        DevTokens::open(dir, Arc::new(SystemClock)).unwrap_or_else(|e| panic!("{e}"))
+    }
 
     fn tokens() -> (tempfile::TempDir, DevTokens) {
         let dir = match tempfile::tempdir() {
             Ok(dir) => dir,
             Err(e) => panic!("{e}"),
         };
-        match DevTokens::open(dir.path()) {
-            Ok(tokens) => (dir, tokens),
-            Err(e) => panic!("{e}"),
-        }
+        let tokens = open(dir.path());
+        (dir, tokens)
     }
 
     #[test]
@@ -257,32 +298,82 @@ mod tests {
             email: None,
             email_verified: None,
         };
-        let sign = |claims: &Claims| {
-            jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                claims,
-                &EncodingKey::from_secret(&tokens.key),
-            )
-            .unwrap_or_else(|e| panic!("{e}"))
-        };
-        assert!(tokens.verify(&sign(&claims)).is_err(), "expired");
+        let sign = |claims: &Claims| tokens.sign(claims).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            tokens.verify(&sign(&claims)),
+            Err(TokenError::Invalid(AuthError::Expired))
+        ));
         let foreign = Claims {
             exp: now_secs() + 60,
             aud: "someone-else".to_owned(),
             ..claims
         };
         assert!(tokens.verify(&sign(&foreign)).is_err(), "wrong audience");
-        let unsigned = Header::new(Algorithm::HS384);
+        // Another algorithm under the key's kid (an HMAC keyed with the public key): refused.
+        let mut unsigned = Header::new(Algorithm::HS384);
+        unsigned.kid = Some(tokens.kid().to_owned());
         let other_alg = jsonwebtoken::encode(
             &unsigned,
             &Claims {
                 aud: AUDIENCE.to_owned(),
                 ..foreign
             },
-            &EncodingKey::from_secret(&tokens.key),
+            &EncodingKey::from_secret(tokens.jwks().to_string().as_bytes()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(tokens.verify(&other_alg).is_err(), "only HS256");
+        assert!(tokens.verify(&other_alg).is_err(), "only ES256");
+    }
+
+    #[test]
+    fn tokens_expire_on_the_stacks_clock() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(ManualClock::new(1_767_225_600_000));
+        let tokens = DevTokens::open(dir.path(), clock.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let (token, exp) = tokens
+            .issue("alice", &[], None, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(exp, 1_767_225_660, "issued at the clock's time");
+        assert!(tokens.verify(&token).is_ok());
+        clock.advance(Duration::from_secs(60));
+        assert!(matches!(
+            tokens.verify(&token),
+            Err(TokenError::Invalid(AuthError::Expired))
+        ));
+    }
+
+    #[test]
+    fn the_key_is_a_private_p256_pem_named_by_its_thumbprint() {
+        let (dir, tokens) = tokens();
+        let path = dir.path().join(KEY_FILE);
+        let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let jwks =
+            Jwks::from_json(tokens.jwks().to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let [key] = jwks.keys() else {
+            panic!("one key")
+        };
+        assert_eq!(key.kid(), tokens.kid());
+        assert_eq!(key.key().thumbprint(), tokens.kid());
+        assert_eq!(key.algorithm(), Algorithm::ES256);
+        assert!(
+            tokens.jwks()["keys"][0].get("d").is_none(),
+            "no private part"
+        );
+        let (token, _) = tokens
+            .issue("alice", &[], None, DEFAULT_TTL)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let header = jsonwebtoken::decode_header(&token).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(header.alg, Algorithm::ES256);
+        assert_eq!(header.kid.as_deref(), Some(tokens.kid()));
     }
 
     #[test]
@@ -299,7 +390,7 @@ mod tests {
         let (token, _) = tokens
             .issue("bob", &[], None, DEFAULT_TTL)
             .unwrap_or_else(|e| panic!("{e}"));
-        let reopened = DevTokens::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let reopened = open(dir.path());
         assert!(reopened.verify(&token).is_ok(), "same key after a restart");
     }
 }

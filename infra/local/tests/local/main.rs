@@ -8,3 +8,4 @@ mod restart;
 mod sharing;
 mod simulator;
 mod support;
+mod tokens;
