@@ -447,7 +447,7 @@ impl<const M: usize> Emitter<M> {
     /// Writes the line and its `\n` to `out` in one `write_all`.
     pub fn emit_to(
         &self,
-        out: &mut impl Write,
+        out: &mut (impl Write + ?Sized),
         timestamp_ms: u64,
         values: [f64; M],
     ) -> Result<(), EmitError> {
@@ -458,10 +458,29 @@ impl<const M: usize> Emitter<M> {
         Ok(())
     }
 
-    /// Writes the line to stdout, under its lock, in one `write_all` (where Lambda sends it to
-    /// CloudWatch Logs).
+    /// Writes the line to stdout (where Lambda sends it to CloudWatch Logs), see [`Stdout`].
     pub fn emit(&self, timestamp_ms: u64, values: [f64; M]) -> Result<(), EmitError> {
-        self.emit_to(&mut std::io::stdout().lock(), timestamp_ms, values)
+        self.emit_to(&mut Stdout, timestamp_ms, values)
+    }
+}
+
+/// The process's stdout as the production writer: each `write_all` takes the stdout lock once
+/// and writes its whole buffer under it, so a line never interleaves with another thread's
+/// output (a log line, say).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stdout().lock().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        std::io::stdout().lock().write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().lock().flush()
     }
 }
 
