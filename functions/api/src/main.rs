@@ -1,8 +1,9 @@
 //! The api's Lambda binary: reads its configuration, builds the AWS clients once, and serves
 //! [`hearth_api::handle`] behind API Gateway's HTTP API.
 //!
-//! Environment (set by `template.yaml`): `HEARTH_TABLE_NAME`, `HEARTH_DEVICE_POLICY`, and the
-//! standard AWS variables. The IoT Data Plane endpoint is the account's `iot:Data-ATS` endpoint,
+//! Environment (set by `template.yaml`): `HEARTH_TABLE_NAME`, `HEARTH_DEVICE_POLICY`, optionally
+//! `HEARTH_METRICS_NAMESPACE` (default `Hearth`; one CloudWatch metrics line per request), and
+//! the standard AWS variables. The IoT Data Plane endpoint is the account's `iot:Data-ATS` endpoint,
 //! looked up once at start unless `AWS_ENDPOINT_URL_IOT_DATA_PLANE` or `AWS_ENDPOINT_URL` sets
 //! one.
 
@@ -20,6 +21,7 @@ fn env(name: &str) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_http::tracing::init_default_subscriber();
+    let metrics = hearth_api::lambda::emitter()?;
     let table = env("HEARTH_TABLE_NAME")?;
     let policy = env("HEARTH_DEVICE_POLICY")?;
     let config = hearth_aws::load_config().await;
@@ -51,8 +53,13 @@ async fn main() -> anyhow::Result<()> {
         provisioner: &provisioner,
         clock: &SystemClock,
     };
+    let metrics = &metrics;
     lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, std::convert::Infallible>(hearth_api::lambda::serve(ports, request).await)
+        let mut out = hearth_metrics::Stdout;
+        let response =
+            hearth_api::lambda::serve_measured(ports, &SystemClock, metrics, &mut out, request)
+                .await;
+        Ok::<_, std::convert::Infallible>(response)
     }))
     .await
     .map_err(|e| anyhow!(e))

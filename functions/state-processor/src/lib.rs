@@ -33,6 +33,9 @@ use hearth_ports::{Clock, DeadLetter, DeadLetterSink, StateStore};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use tracing::{debug, error, info, warn};
 
+#[cfg(feature = "lambda")]
+pub mod lambda;
+
 /// How many device writes run at once.
 pub const WRITE_CONCURRENCY: usize = 32;
 

@@ -1,23 +1,38 @@
-//! The IoT adapters: [`IotProvisioner`] (the IoT control plane: things, certificates, the
-//! device policy) and [`IotShadowGateway`] (the IoT Data Plane: the classic device shadow).
+//! The IoT adapters: `IotProvisioner` (feature `iot`; the IoT control plane: things,
+//! certificates, the device policy) and `IotShadowGateway` (feature `iot-data`; the IoT Data
+//! Plane: the classic device shadow).
 //!
 //! The data plane endpoint is account-specific (`<prefix>-ats.iot.<region>.amazonaws.com`): set
 //! it with `AWS_ENDPOINT_URL_IOT_DATA_PLANE` (or the general `AWS_ENDPOINT_URL`), as for every
 //! client here.
 
 use async_trait::async_trait;
+#[cfg(feature = "iot")]
 use aws_sdk_iot::types::{AttributePayload, CertificateStatus};
-use aws_sdk_iotdataplane::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+#[cfg(feature = "iot-data")]
 use aws_sdk_iotdataplane::primitives::Blob;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+#[cfg(feature = "iot-data")]
 use hearth_domain::command::Cause;
-use hearth_domain::device::{DeviceId, ProductId};
+use hearth_domain::device::DeviceId;
+#[cfg(feature = "iot")]
+use hearth_domain::device::ProductId;
+#[cfg(feature = "iot-data")]
 use hearth_domain::shadow::Object;
-use hearth_ports::{IotError, IssuedCertificate, ShadowGateway, ThingProvisioner};
+use hearth_ports::IotError;
+#[cfg(feature = "iot-data")]
+use hearth_ports::ShadowGateway;
+#[cfg(feature = "iot")]
+use hearth_ports::{IssuedCertificate, ThingProvisioner};
+#[cfg(feature = "iot-data")]
 use serde_json::{Value, json};
 
 /// Amazon Root CA 1 (RSA 2048), which signs AWS IoT Core's `iot:Data-ATS` endpoints. From
 /// <https://www.amazontrust.com/repository/AmazonRootCA1.pem> (the copy Debian's
 /// `ca-certificates` ships; SHA-256 fingerprint `8E:CD:E6:88:…:AE:98:19:6E`).
+#[cfg(feature = "iot")]
 pub const AMAZON_ROOT_CA_1: &str = include_str!("AmazonRootCA1.pem");
 
 /// Maps an SDK error: not-found and conflict codes to their variants, codes in `permanent` to
@@ -44,12 +59,14 @@ where
     }
 }
 
+#[cfg(feature = "iot")]
 const IOT_PERMANENT: &[&str] = &[
     "InvalidRequestException",
     "CertificateValidationException",
     "DeleteConflictException",
     "ResourceAlreadyExistsException",
 ];
+#[cfg(feature = "iot-data")]
 const DATA_PERMANENT: &[&str] = &[
     "InvalidRequestException",
     "RequestEntityTooLargeException",
@@ -58,12 +75,14 @@ const DATA_PERMANENT: &[&str] = &[
 ];
 
 /// The [`ThingProvisioner`] on AWS IoT.
+#[cfg(feature = "iot")]
 #[derive(Debug, Clone)]
 pub struct IotProvisioner {
     client: aws_sdk_iot::Client,
     policy: String,
 }
 
+#[cfg(feature = "iot")]
 impl IotProvisioner {
     /// A provisioner attaching the device policy `policy` to every certificate it issues.
     pub fn new(config: &aws_config::SdkConfig, policy: impl Into<String>) -> Self {
@@ -134,6 +153,7 @@ impl IotProvisioner {
 }
 
 /// The id at the end of a certificate ARN (`arn:aws:iot:<region>:<account>:cert/<id>`).
+#[cfg(feature = "iot")]
 fn certificate_id(arn: &str) -> Result<String, IotError> {
     arn.rsplit_once("cert/")
         .map(|(_, id)| id.to_owned())
@@ -142,6 +162,7 @@ fn certificate_id(arn: &str) -> Result<String, IotError> {
 }
 
 /// An issued certificate from the fields AWS returns (all required).
+#[cfg(feature = "iot")]
 fn issued(
     id: Option<&str>,
     arn: Option<&str>,
@@ -162,6 +183,7 @@ fn missing(field: &str) -> IotError {
     IotError::Transient(format!("AWS IoT returned no {field}"))
 }
 
+#[cfg(feature = "iot")]
 #[async_trait]
 impl ThingProvisioner for IotProvisioner {
     async fn create_thing(&self, thing: &DeviceId, product: &ProductId) -> Result<(), IotError> {
@@ -342,11 +364,13 @@ impl ThingProvisioner for IotProvisioner {
 }
 
 /// The [`ShadowGateway`] on the AWS IoT Data Plane (classic shadow).
+#[cfg(feature = "iot-data")]
 #[derive(Debug, Clone)]
 pub struct IotShadowGateway {
     client: aws_sdk_iotdataplane::Client,
 }
 
+#[cfg(feature = "iot-data")]
 impl IotShadowGateway {
     /// A gateway with a client built from `config`.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
@@ -359,6 +383,7 @@ impl IotShadowGateway {
     }
 }
 
+#[cfg(feature = "iot-data")]
 #[async_trait]
 impl ShadowGateway for IotShadowGateway {
     async fn update_desired(
@@ -435,7 +460,7 @@ impl ShadowGateway for IotShadowGateway {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "iot"))]
 mod tests {
     use super::*;
 

@@ -7,12 +7,25 @@
 //! here, never in the domain. Clients are built once per process from [`load_config`], which
 //! reads the standard AWS environment, so `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`
 //! (LocalStack, moto server) work with no code change.
+//!
+//! Each AWS service is a cargo feature named as the AWS CLI names the service (`dynamodb`,
+//! `sqs`, `iot`, `iot-data`), none on by default: a function enables the services it calls and
+//! links only their SDK crates.
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+#[cfg(any(feature = "dynamodb", feature = "sqs"))]
+use aws_smithy_runtime_api::client::result::SdkError;
+#[cfg(any(feature = "dynamodb", feature = "sqs"))]
+use aws_smithy_types::error::display::DisplayErrorContext;
+#[cfg(any(feature = "dynamodb", feature = "sqs"))]
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+#[cfg(any(feature = "dynamodb", feature = "sqs"))]
 use hearth_ports::StoreError;
 
+#[cfg(feature = "dynamodb")]
 pub mod dynamo;
+#[cfg(any(feature = "iot", feature = "iot-data"))]
 pub mod iot;
+#[cfg(feature = "sqs")]
 pub mod sqs;
 
 /// The shared SDK configuration, from the environment (region, credentials, endpoint URLs).
@@ -37,6 +50,7 @@ fn timeouts() -> aws_config::timeout::TimeoutConfig {
 /// Maps an SDK error to a [`StoreError`]: the service error codes in `permanent` (the request
 /// itself is bad) are [`StoreError::Rejected`]; everything else — throttling, server errors,
 /// timeouts, connection failures — is [`StoreError::Transient`].
+#[cfg(any(feature = "dynamodb", feature = "sqs"))]
 fn classify<E, R>(error: &SdkError<E, R>, permanent: &[&str]) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

@@ -134,9 +134,10 @@ pub enum Capability {
     ColorTemperature,
     /// `targetTemperatureC`: number 5–35.
     TargetTemperature,
-    /// `mode`: `"heat"`, `"cool"`, `"auto"` or `"off"`.
+    /// `mode`: `"heat"`, `"cool"`, `"auto"`, `"eco"` or `"off"`.
     ThermostatMode,
-    /// `lock`: `"locked"` or `"unlocked"`.
+    /// `lock`: `"locked"` or `"unlocked"`; a device may also report `"jammed"`, which cannot be
+    /// set.
     Lock,
     /// `streaming`: boolean.
     Streaming,
@@ -148,7 +149,14 @@ pub enum Capability {
     Motion,
     /// `contact`: `"open"` or `"closed"` (reported only).
     Contact,
+    /// `firmwareVersion`: 1–64 printable ASCII characters (reported only).
+    FirmwareVersion,
+    /// `batteryPercent`: integer 0–100 (reported only).
+    BatteryPercent,
 }
+
+/// Longest `firmwareVersion`, in characters.
+pub const MAX_FIRMWARE_VERSION_CHARS: usize = 64;
 
 impl Capability {
     /// The shadow field that carries this capability.
@@ -166,6 +174,8 @@ impl Capability {
             Self::Humidity => "humidity",
             Self::Motion => "motion",
             Self::Contact => "contact",
+            Self::FirmwareVersion => "firmwareVersion",
+            Self::BatteryPercent => "batteryPercent",
         }
     }
 
@@ -173,11 +183,29 @@ impl Capability {
     pub fn writable(self) -> bool {
         !matches!(
             self,
-            Self::Temperature | Self::Humidity | Self::Motion | Self::Contact
+            Self::Temperature
+                | Self::Humidity
+                | Self::Motion
+                | Self::Contact
+                | Self::FirmwareVersion
+                | Self::BatteryPercent
         )
     }
 
-    /// Checks a desired value for this capability.
+    /// Checks a desired value for this capability: a reported value's rule, less the values
+    /// only a device may report (a lock's `"jammed"`).
+    fn check_desired(self, value: &Value) -> Result<(), &'static str> {
+        match (self, value.as_str()) {
+            (Self::Lock, Some("locked" | "unlocked")) => Ok(()),
+            (Self::Lock, Some("jammed")) => Err(
+                "cannot be set to \"jammed\" (only the device reports it); set \"locked\" or \"unlocked\"",
+            ),
+            (Self::Lock, _) => Err("must be \"locked\" or \"unlocked\""),
+            _ => self.check(value),
+        }
+    }
+
+    /// Checks a value for this capability as a device may report it.
     fn check(self, value: &Value) -> Result<(), &'static str> {
         let in_range = |lo: f64, hi: f64| value.as_f64().is_some_and(|v| (lo..=hi).contains(&v));
         let one_of = |allowed: &[&str]| value.as_str().is_some_and(|v| allowed.contains(&v));
@@ -198,12 +226,17 @@ impl Capability {
             }),
             Self::ColorTemperature => value.as_u64().is_some_and(|v| (1000..=10_000).contains(&v)),
             Self::TargetTemperature => in_range(5.0, 35.0),
-            Self::ThermostatMode => one_of(&["heat", "cool", "auto", "off"]),
-            Self::Lock => one_of(&["locked", "unlocked"]),
+            Self::ThermostatMode => one_of(&["heat", "cool", "auto", "eco", "off"]),
+            Self::Lock => one_of(&["locked", "unlocked", "jammed"]),
             Self::Streaming | Self::Motion => value.is_boolean(),
             Self::Temperature => value.is_number(),
             Self::Humidity => in_range(0.0, 100.0),
             Self::Contact => one_of(&["open", "closed"]),
+            Self::FirmwareVersion => value.as_str().is_some_and(|v| {
+                (1..=MAX_FIRMWARE_VERSION_CHARS).contains(&v.len())
+                    && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            }),
+            Self::BatteryPercent => value.as_u64().is_some_and(|v| v <= 100),
         };
         if ok {
             Ok(())
@@ -214,12 +247,14 @@ impl Capability {
                 Self::Color => "must be {\"h\": 0-360, \"s\": 0-1, \"v\": 0-1}",
                 Self::ColorTemperature => "must be an integer from 1000 to 10000",
                 Self::TargetTemperature => "must be a number from 5 to 35",
-                Self::ThermostatMode => "must be one of heat, cool, auto, off",
-                Self::Lock => "must be \"locked\" or \"unlocked\"",
+                Self::ThermostatMode => "must be one of heat, cool, auto, eco, off",
+                Self::Lock => "must be \"locked\", \"unlocked\" or \"jammed\"",
                 Self::Streaming | Self::Motion => "must be a boolean",
                 Self::Temperature => "must be a number",
                 Self::Humidity => "must be a number from 0 to 100",
                 Self::Contact => "must be \"open\" or \"closed\"",
+                Self::FirmwareVersion => "must be 1 to 64 printable ASCII characters",
+                Self::BatteryPercent => "must be an integer from 0 to 100",
             })
         }
     }
@@ -274,17 +309,31 @@ impl DeviceType {
     pub fn capabilities(self) -> &'static [Capability] {
         use Capability as C;
         match self {
-            Self::Light => &[C::Power, C::Brightness, C::Color, C::ColorTemperature],
-            Self::Plug => &[C::Power],
+            Self::Light => &[
+                C::Power,
+                C::Brightness,
+                C::Color,
+                C::ColorTemperature,
+                C::FirmwareVersion,
+            ],
+            Self::Plug => &[C::Power, C::FirmwareVersion],
             Self::Thermostat => &[
                 C::TargetTemperature,
                 C::ThermostatMode,
                 C::Temperature,
                 C::Humidity,
+                C::FirmwareVersion,
             ],
-            Self::Lock => &[C::Lock],
-            Self::Camera => &[C::Power, C::Streaming, C::Motion],
-            Self::Sensor => &[C::Temperature, C::Humidity, C::Motion, C::Contact],
+            Self::Lock => &[C::Lock, C::FirmwareVersion, C::BatteryPercent],
+            Self::Camera => &[C::Power, C::Streaming, C::Motion, C::FirmwareVersion],
+            Self::Sensor => &[
+                C::Temperature,
+                C::Humidity,
+                C::Motion,
+                C::Contact,
+                C::FirmwareVersion,
+                C::BatteryPercent,
+            ],
         }
     }
 
@@ -307,10 +356,30 @@ impl DeviceType {
                 });
             }
             if !value.is_null() {
-                capability.check(value).map_err(|reason| CapabilityError {
-                    field: field.clone(),
+                capability
+                    .check_desired(value)
+                    .map_err(|reason| CapabilityError {
+                        field: field.clone(),
+                        reason,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the capability fields of a reported document against their rules, reported-only
+    /// ones included. Fields that are no capability of the type are left alone: a device may
+    /// report more than the platform models, and the shadow service accepts it. Nothing
+    /// refuses a device's report on this (the shadow is the device's); consumers that act on
+    /// reported state use it to tell a modelled value from a malformed one.
+    pub fn validate_reported(self, reported: &Object) -> Result<(), CapabilityError> {
+        for capability in self.capabilities() {
+            match reported.get(capability.field()) {
+                None | Some(Value::Null) => {}
+                Some(value) => capability.check(value).map_err(|reason| CapabilityError {
+                    field: capability.field().to_owned(),
                     reason,
-                })?;
+                })?,
             }
         }
         Ok(())
@@ -561,6 +630,98 @@ mod tests {
                 .as_object()
                 .is_some_and(|o| DeviceType::Sensor.validate_desired(o).is_err())
         );
+    }
+
+    #[test]
+    fn a_lock_reports_jammed_but_cannot_be_set_to_it() {
+        let lock = DeviceType::Lock;
+        let desired = |doc: Value| doc.as_object().map(|o| lock.validate_desired(o));
+        assert_eq!(desired(json!({"lock": "unlocked"})), Some(Ok(())));
+        let err = desired(json!({"lock": "jammed"}));
+        assert!(
+            matches!(&err, Some(Err(CapabilityError { field, reason })) if field == "lock" && reason.contains("jammed")),
+            "{err:?}"
+        );
+        let err = desired(json!({"lock": 1}));
+        assert!(
+            matches!(&err, Some(Err(CapabilityError { reason, .. })) if !reason.contains("jammed")),
+            "a desired lock is offered only the settable values: {err:?}"
+        );
+        let reported = |doc: Value| doc.as_object().map(|o| lock.validate_reported(o).is_ok());
+        assert_eq!(reported(json!({"lock": "jammed"})), Some(true));
+        assert_eq!(reported(json!({"lock": "ajar"})), Some(false));
+    }
+
+    #[test]
+    fn a_thermostat_can_be_set_to_eco() {
+        let thermostat = DeviceType::Thermostat;
+        for (mode, ok) in [("eco", true), ("heat", true), ("off", true), ("dry", false)] {
+            let doc = json!({"mode": mode});
+            let result = doc
+                .as_object()
+                .map(|o| thermostat.validate_desired(o).is_ok());
+            assert_eq!(result, Some(ok), "{mode}");
+            let result = doc
+                .as_object()
+                .map(|o| thermostat.validate_reported(o).is_ok());
+            assert_eq!(result, Some(ok), "reported {mode}");
+        }
+    }
+
+    #[test]
+    fn firmware_version_and_battery_are_reported_only() {
+        for t in DeviceType::ALL {
+            let fields: Vec<_> = t.capabilities().iter().map(|c| c.field()).collect();
+            assert!(fields.contains(&"firmwareVersion"), "{t:?}");
+            let battery = matches!(t, DeviceType::Lock | DeviceType::Sensor);
+            assert_eq!(fields.contains(&"batteryPercent"), battery, "{t:?}");
+            for doc in [
+                json!({"firmwareVersion": "1.2.3"}),
+                json!({"batteryPercent": 50}),
+            ] {
+                let err = doc.as_object().map(|o| t.validate_desired(o));
+                assert!(matches!(err, Some(Err(_))), "{t:?} {doc}");
+            }
+        }
+        let err = json!({"batteryPercent": 50})
+            .as_object()
+            .map(|o| DeviceType::Lock.validate_desired(o));
+        assert!(
+            matches!(&err, Some(Err(CapabilityError { field, reason })) if field == "batteryPercent" && reason.contains("cannot be set")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn reported_values_follow_their_rules() {
+        let sensor = DeviceType::Sensor;
+        let long = "1".repeat(MAX_FIRMWARE_VERSION_CHARS);
+        let too_long = "1".repeat(MAX_FIRMWARE_VERSION_CHARS + 1);
+        for (doc, ok) in [
+            (json!({"firmwareVersion": "2.0.1-rc.1+b5 (EU)"}), true),
+            (json!({"firmwareVersion": long}), true),
+            (json!({"firmwareVersion": too_long}), false),
+            (json!({"firmwareVersion": ""}), false),
+            (json!({"firmwareVersion": "1.0\n"}), false),
+            (json!({"firmwareVersion": "1.0\u{e9}"}), false),
+            (json!({"firmwareVersion": 2}), false),
+            (json!({"batteryPercent": 0}), true),
+            (json!({"batteryPercent": 100}), true),
+            (json!({"batteryPercent": 101}), false),
+            (json!({"batteryPercent": -1}), false),
+            (json!({"batteryPercent": 50.5}), false),
+            (json!({"batteryPercent": null, "temperatureC": 21.5}), true),
+            (json!({"humidity": 120}), false),
+            (json!({"contact": "ajar"}), false),
+            // Fields the type does not model are the device's business.
+            (json!({"rssi": -70, "lock": "anything"}), true),
+        ] {
+            let result = doc.as_object().map(|o| sensor.validate_reported(o));
+            assert_eq!(result.as_ref().map(Result::is_ok), Some(ok), "{doc}");
+            if let Some(Err(e)) = result {
+                assert!(doc.get(&e.field).is_some(), "{doc}: names {}", e.field);
+            }
+        }
     }
 
     #[test]

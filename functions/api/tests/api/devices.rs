@@ -311,6 +311,73 @@ async fn commands_merge_validate_against_capabilities_and_honour_expected_versio
 }
 
 #[tokio::test]
+async fn reported_only_values_are_refused_and_eco_is_a_thermostat_mode() {
+    let world = World::seeded().await;
+    let post = |path: &'static str, body: &'static str| {
+        let world = &world;
+        async move { call(world, "alice", Method::POST, path, Some(body)).await }
+    };
+    // A lock reports `jammed`; nobody can set it.
+    let reply = post(
+        "/v1/devices/a-lock/commands",
+        r#"{"desired":{"lock":"jammed"}}"#,
+    )
+    .await;
+    reply.problem(422, "validation");
+    assert_eq!(reply.body["field"], "/desired/lock");
+    // Battery level and firmware version are the device's to report.
+    for (path, body, field) in [
+        (
+            "/v1/devices/a-lock/commands",
+            r#"{"desired":{"batteryPercent":80}}"#,
+            "/desired/batteryPercent",
+        ),
+        (
+            "/v1/devices/b-1/commands",
+            r#"{"desired":{"batteryPercent":null}}"#,
+            "/desired/batteryPercent",
+        ),
+        (
+            "/v1/devices/a-light/commands",
+            r#"{"desired":{"power":"on","firmwareVersion":"2.0.0"}}"#,
+            "/desired/firmwareVersion",
+        ),
+        (
+            "/v1/devices/b-2/commands",
+            r#"{"desired":{"firmwareVersion":"2.0.0"}}"#,
+            "/desired/firmwareVersion",
+        ),
+    ] {
+        let reply = post(path, body).await;
+        reply.problem(422, "validation");
+        assert_eq!(reply.body["field"], field, "{body}");
+    }
+    for path in [
+        "/v1/devices/a-lock",
+        "/v1/devices/a-light",
+        "/v1/devices/b-2",
+    ] {
+        let read = call(&world, "alice", Method::GET, path, None).await;
+        assert_eq!(
+            read.body["shadow"],
+            json!(null),
+            "refused commands changed nothing: {path}"
+        );
+    }
+    // `eco` is a thermostat mode like the others.
+    let reply = post("/v1/devices/b-2/commands", r#"{"desired":{"mode":"eco"}}"#).await;
+    assert_eq!(reply.status, 202, "{}", reply.raw);
+    let read = call(&world, "alice", Method::GET, "/v1/devices/b-2", None).await;
+    assert_eq!(read.body["shadow"]["desired"], json!({"mode": "eco"}));
+    let reply = post(
+        "/v1/devices/a-lock/commands",
+        r#"{"desired":{"lock":"locked"}}"#,
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.raw);
+}
+
+#[tokio::test]
 async fn body_limits_and_media_type_are_enforced() {
     let world = World::seeded().await;
     let deep = r#"{"desired":{"color":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}}"#;

@@ -61,3 +61,45 @@ async fn events_are_served_through_the_handler() {
         Some("application/problem+json")
     );
 }
+
+#[tokio::test]
+async fn every_request_writes_one_metrics_line_by_status_class() {
+    let world = World::seeded().await;
+    let clock = hearth_ports::ManualClock::new(1_700_000_000_000);
+    let metrics = ok(hearth_metrics::Emitter::new(
+        &hearth_metrics::HTTP_API,
+        "Hearth",
+        vec![hearth_api::lambda::FUNCTION_NAME.to_owned()],
+    ));
+    let mut anonymous = event("list-devices.json");
+    anonymous.extensions_mut().clear();
+    let mut out = Vec::new();
+    for (request, status) in [
+        (event("list-devices.json"), 200),
+        (event("register-device.json"), 201),
+        (anonymous, 401),
+    ] {
+        let response =
+            hearth_api::lambda::serve_measured(world.ports(), &clock, &metrics, &mut out, request)
+                .await;
+        assert_eq!(response.status(), status);
+    }
+    let text = ok(String::from_utf8(out));
+    let lines: Vec<Value> = text
+        .split_terminator('\n')
+        .map(|line| ok(serde_json::from_str(line)))
+        .collect();
+    assert_eq!(lines.len(), 3, "one line per request: {text}");
+    for (line, client_errors) in lines.iter().zip([0.0, 0.0, 1.0]) {
+        assert_eq!(line["Function"], "hearth-api");
+        assert_eq!(line["Requests"], 1.0);
+        assert_eq!(line["ServerErrors"], 0.0);
+        assert_eq!(line["ClientErrors"], client_errors, "{line}");
+        assert!(line["Duration"].is_number());
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000_u64);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][1],
+            serde_json::json!({"Name": "ServerErrors", "Unit": "Count"})
+        );
+    }
+}

@@ -2,4 +2,6 @@
 
 mod events;
 mod handler;
+#[cfg(feature = "lambda")]
+mod lambda;
 mod support;

@@ -109,7 +109,10 @@ async fn register_claim_report_read_command_delete() {
         s["shadow"]["version"] == commanded["version"]
     })
     .await;
-    assert_eq!(state["shadow"]["client_token"], "hearth:api:alice", "{state}");
+    assert_eq!(
+        state["shadow"]["client_token"], "hearth:api:alice",
+        "{state}"
+    );
     // A stale expectedVersion is a 409; another household's user sees nothing.
     let (status, _) = http(
         api,
