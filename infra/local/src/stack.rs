@@ -468,3 +468,26 @@ impl Stack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parameter_override;
+
+    #[test]
+    fn parameter_overrides_take_both_sam_syntaxes() {
+        assert_eq!(
+            parameter_override("EnableOwnerApi=false"),
+            Ok(("EnableOwnerApi".to_owned(), "false".to_owned()))
+        );
+        assert_eq!(
+            parameter_override("Prefix=a=b"),
+            Ok(("Prefix".to_owned(), "a=b".to_owned()))
+        );
+        assert_eq!(
+            parameter_override("ParameterKey=Prefix,ParameterValue=dev"),
+            Ok(("Prefix".to_owned(), "dev".to_owned()))
+        );
+        assert!(parameter_override("Prefix").is_err());
+        assert!(parameter_override("=x").is_err());
+    }
+}

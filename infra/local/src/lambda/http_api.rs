@@ -358,3 +358,119 @@ async fn serve(State(routes): State<Arc<HttpRoutes>>, request: Request) -> Respo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+
+    use super::*;
+    use crate::lambda::InvokeError;
+
+    struct Echo;
+
+    #[async_trait]
+    impl LocalFunction for Echo {
+        async fn invoke(&self, event: Invocation) -> Result<Value, InvokeError> {
+            Ok(event.payload)
+        }
+    }
+
+    fn route(key: &str) -> Route {
+        Route {
+            key: RouteKey::parse(key).unwrap_or_else(|e| panic!("{e}")),
+            api: "Api".to_owned(),
+            function: "Fn".to_owned(),
+            handler: Arc::new(Echo),
+            authorized: true,
+        }
+    }
+
+    #[test]
+    fn a_request_becomes_a_payload_2_event_that_the_lambda_types_read() {
+        let request = http::Request::builder()
+            .method("PATCH")
+            .uri("/v1/devices/d-1?a=1&b=x%20y&a=2")
+            .header("host", "127.0.0.1:8080")
+            .header("cookie", "c1=v1; c2=v2")
+            .header("x-two", "a")
+            .header("x-two", "b")
+            .body(())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (parts, ()) = request.into_parts();
+        let route = route("ANY /v1/{proxy+}");
+        let Some((parameters, _)) = route.key.matches("PATCH", "/v1/devices/d-1") else {
+            panic!("no match");
+        };
+        let claims: HashMap<String, String> = [("sub".to_owned(), "alice".to_owned())].into();
+        let event = event(
+            &route,
+            parameters,
+            &parts,
+            b"{\"name\":\"x\"}",
+            Some(claims),
+            "10.0.0.1".to_owned(),
+            1_700_000_000_000,
+        );
+        assert_eq!(event["version"], "2.0");
+        assert_eq!(event["routeKey"], "ANY /v1/{proxy+}");
+        assert_eq!(event["rawQueryString"], "a=1&b=x%20y&a=2");
+        assert_eq!(
+            event["queryStringParameters"],
+            json!({"a": "1,2", "b": "x y"})
+        );
+        assert_eq!(event["pathParameters"], json!({"proxy": "devices/d-1"}));
+        assert_eq!(event["cookies"], json!(["c1=v1", "c2=v2"]));
+        assert_eq!(event["headers"]["x-two"], "a,b");
+        assert_eq!(
+            event["requestContext"]["time"],
+            "14/Nov/2023:22:13:20 +0000"
+        );
+        let typed: ApiGatewayV2httpRequest =
+            serde_json::from_value(event).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(typed.request_context.http.method, http::Method::PATCH);
+        assert_eq!(
+            typed.request_context.http.source_ip.as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(typed.body.as_deref(), Some("{\"name\":\"x\"}"));
+        assert!(!typed.is_base64_encoded);
+        let claims = typed
+            .request_context
+            .authorizer
+            .and_then(|a| a.jwt)
+            .map(|jwt| jwt.claims);
+        assert_eq!(
+            claims.and_then(|c| c.get("sub").cloned()).as_deref(),
+            Some("alice")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_response_or_any_json_becomes_the_http_response() {
+        let response = http_response(json!({
+            "statusCode": 201,
+            "headers": {"content-type": "text/plain"},
+            "cookies": ["a=b"],
+            "body": "aGk=",
+            "isBase64Encoded": true,
+        }));
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers()[header::SET_COOKIE], "a=b");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap_or_default();
+        assert_eq!(&body[..], b"hi");
+
+        let response = http_response(json!({"ok": true}));
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap_or_default();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).ok(),
+            Some(json!({"ok": true}))
+        );
+    }
+}
