@@ -1,12 +1,17 @@
-//! `template.yaml` read into a routing table: the topic rules, the SQS queues and the functions
-//! that consume them, resolved as the local stack sees them.
+//! `template.yaml` read into a routing table: the topic rules, the SQS queues, every function
+//! with its event sources, and the HTTP API routes to other AWS services, resolved as the local
+//! stack sees them.
 //!
-//! Only `AWS::IoT::TopicRule`, `AWS::SQS::Queue` and `AWS::Serverless::Function` resources with an
-//! `SQS` event are read; other resources (and functions without an SQS event) are ignored. Inside
-//! the resources that are read, anything the local stack cannot honour is an error naming the
-//! resource and the construct: an action other than `Sqs`, an intrinsic function other than `Ref`,
-//! `Fn::GetAtt`, `Fn::Sub`, `Fn::If`, `Fn::Join` (and the condition functions, in `Conditions`),
-//! a reference to nothing, a FIFO queue behind a rule or a consumer.
+//! Read: `AWS::IoT::TopicRule`, `AWS::IoT::Policy`, `AWS::SQS::Queue`, every
+//! `AWS::Serverless::Function` (its binary, environment and `Events` of type `SQS`, `Schedule`,
+//! `ScheduleV2`, `HttpApi` and `DynamoDB`), `AWS::Serverless::HttpApi` (its default authorizer),
+//! and `AWS::ApiGatewayV2::Integration` / `AWS::ApiGatewayV2::Route` (`SQS-SendMessage`); other
+//! resources are ignored. Inside the resources that are read, anything the local stack cannot
+//! honour is an error naming the resource and the construct: an action other than `Sqs`, an event
+//! type or property it does not emulate, a function without `Metadata.BuildProperties.Binary`, an
+//! intrinsic function other than `Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::If`, `Fn::Join` (and the
+//! condition functions, in `Conditions`), a reference to nothing, a FIFO queue behind a rule or a
+//! consumer.
 //!
 //! Resolution: parameters take their `Default` unless overridden ([`parse_with`]); pseudo
 //! parameters are account `000000000000`, region `local`, partition `aws`, stack `hearth-local`;
@@ -16,6 +21,7 @@
 //! function as SAM does.
 
 mod build;
+mod functions;
 mod resolve;
 mod yaml;
 
@@ -23,6 +29,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::route::RouteKey;
+use crate::schedule::ScheduleExpr;
 use crate::sql::{Message, Sql, SqlError, basic_ingest};
 
 /// Why a template cannot be routed locally.
@@ -105,6 +113,8 @@ pub struct Routing {
     rules: Vec<TopicRule>,
     queues: BTreeMap<String, QueueSpec>,
     consumers: Vec<Consumer>,
+    functions: Vec<Function>,
+    sqs_routes: Vec<SqsSendMessageRoute>,
     by_name: HashMap<String, usize>,
     /// Indexes of the enabled rules.
     enabled: Vec<usize>,
@@ -194,7 +204,142 @@ pub struct Consumer {
     pub environment: BTreeMap<String, String>,
 }
 
+/// An `AWS::Serverless::Function` that exists (no `Condition`, or a true one).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Function {
+    /// The logical id.
+    pub logical_id: String,
+    /// `FunctionName`, when the template sets one.
+    pub name: Option<String>,
+    /// The cargo binary: `Metadata.BuildProperties.Binary` (what `sam build` with
+    /// `rust-cargolambda` builds).
+    pub binary: String,
+    /// `Timeout`, else `Globals.Function.Timeout`, else 3 s.
+    pub timeout: Duration,
+    /// `Environment.Variables` (merged with the globals'), resolved.
+    pub environment: BTreeMap<String, String>,
+    /// The `Events`, in template order.
+    pub events: Vec<FunctionEvent>,
+}
+
+/// One entry of a function's `Events`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FunctionEvent {
+    /// The event's name under `Events`.
+    pub name: String,
+    /// What invokes the function.
+    pub trigger: Trigger,
+}
+
+/// An event source of a function, by `Type`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Trigger {
+    /// `SQS`: batches from a queue (the settings are in [`Routing::consumers`]).
+    Sqs {
+        /// The queue's logical id.
+        queue: String,
+    },
+    /// `Schedule` (an EventBridge rule) or `ScheduleV2` (EventBridge Scheduler).
+    Schedule(ScheduleTrigger),
+    /// `HttpApi`: a route of an HTTP API, payload format 2.0.
+    HttpApi(HttpApiTrigger),
+    /// `DynamoDB`: the stream of a table of the template.
+    DynamoDb(StreamTrigger),
+}
+
+/// A `Schedule` or `ScheduleV2` event.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ScheduleTrigger {
+    /// `Name`, else `<Function><Event>`.
+    pub name: String,
+    /// The rule's (or schedule's) ARN, as the event's `resources` names it.
+    pub arn: String,
+    /// `Schedule` / `ScheduleExpression`.
+    pub expression: ScheduleExpr,
+    /// `Input`: the JSON delivered instead of the scheduled event.
+    pub input: Option<serde_json::Value>,
+    /// `Enabled`, or `State: ENABLED` (default true).
+    pub enabled: bool,
+    /// `ScheduleV2` (EventBridge Scheduler) rather than an EventBridge rule.
+    pub scheduler: bool,
+}
+
+/// An `HttpApi` event: a route of an HTTP API to the function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpApiTrigger {
+    /// The API's logical id (`ApiId: !Ref <HttpApi>`, else SAM's implicit `ServerlessHttpApi`).
+    pub api: String,
+    /// `Method` and `Path` (`$default` when both are absent).
+    pub route: RouteKey,
+    /// The authorizer: `Auth.Authorizer`, else the API's `Auth.DefaultAuthorizer`; `None` for
+    /// `NONE` or no authorizer.
+    pub authorizer: Option<String>,
+}
+
+/// A `DynamoDB` event: the stream of a table of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamTrigger {
+    /// The table's logical id (`Stream: !GetAtt <Table>.StreamArn`).
+    pub table: String,
+    /// The table's `StreamSpecification.StreamViewType`.
+    pub view_type: String,
+    /// `StartingPosition`: `TRIM_HORIZON` or `LATEST`.
+    pub starting_position: String,
+    /// `BatchSize` (default 100).
+    pub batch_size: u32,
+    /// `MaximumBatchingWindowInSeconds` (default 0).
+    pub batching_window: Duration,
+    /// `FunctionResponseTypes` has `ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    /// `MaximumRetryAttempts` (default -1: until the record expires).
+    pub maximum_retry_attempts: i64,
+    /// `BisectBatchOnFunctionError`.
+    pub bisect_batch_on_function_error: bool,
+    /// `Enabled` (default true).
+    pub enabled: bool,
+}
+
+/// An HTTP API route whose integration sends the request to a queue
+/// (`AWS::ApiGatewayV2::Integration` of type `AWS_PROXY`, subtype `SQS-SendMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqsSendMessageRoute {
+    /// The `AWS::ApiGatewayV2::Route`'s logical id.
+    pub route_id: String,
+    /// The integration's logical id.
+    pub integration: String,
+    /// The API's logical id (`ApiId`).
+    pub api: String,
+    /// `RouteKey`.
+    pub route: RouteKey,
+    /// `AuthorizationType` (`NONE`, `JWT`, ...).
+    pub authorization_type: String,
+    /// The queue's logical id (`RequestParameters.QueueUrl: !Ref <Queue>`).
+    pub queue: String,
+    /// The other `RequestParameters` (`MessageBody`, `MessageAttributes`, ...): mapping
+    /// expressions such as `$request.body` or `${context.authorizer.claims.sub}`, unevaluated.
+    pub parameters: BTreeMap<String, String>,
+}
+
 impl Routing {
+    /// Every function of the template that exists, in template order.
+    #[must_use]
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// The HTTP API routes that send to a queue (`SQS-SendMessage` integrations).
+    #[must_use]
+    pub fn sqs_send_message_routes(&self) -> &[SqsSendMessageRoute] {
+        &self.sqs_routes
+    }
+
     /// The topic rules, in template order.
     #[must_use]
     pub fn rules(&self) -> &[TopicRule] {

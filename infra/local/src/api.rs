@@ -1,28 +1,30 @@
-//! The owner REST API on the local stack: the same handler as the Lambda (`hearth-api`), with
-//! the embedded adapters, the local shadow service as the IoT Data Plane, the local IoT
-//! registry, and development tokens in place of Cognito.
+//! What the owner REST API needs locally besides its handler (which the function registry hosts,
+//! [`crate::lambda::functions::owner_api`]): the local shadow service as the IoT Data Plane
+//! ([`LocalShadows`]) and development tokens in place of Cognito ([`LocalApi`]: `POST
+//! /dev/tokens`, and the JWT authorizer's check).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use bytes::Bytes;
-use hearth_api::{Caller, Kind, Ports, Problem};
+use hearth_api::{Kind, Problem};
 use hearth_domain::command::Cause;
 use hearth_domain::device::DeviceId;
 use hearth_domain::shadow::Object;
-use hearth_embedded::{EmbeddedRegistry, EmbeddedStateStore};
-use hearth_ports::{IotError, ShadowGateway, SystemClock};
+use hearth_ports::{IotError, ShadowGateway};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::broker::Hooks;
-use crate::provisioner::LocalProvisioner;
+use crate::lambda::http_api::Authorizer;
 use crate::shadow_service::{Operation, Reply};
 use crate::tokens::{DEFAULT_TTL, DevTokens};
 
@@ -122,46 +124,23 @@ impl ShadowGateway for LocalShadows {
     }
 }
 
-/// Everything the local API serves with.
+/// The development tokens: issued by `POST /dev/tokens`, checked as API Gateway's JWT
+/// authorizer checks Cognito's ([`crate::lambda::http_api`]).
 pub struct LocalApi {
-    /// Registry and enrollment.
-    pub registry: EmbeddedRegistry,
-    /// The state projection (shared with the state processor).
-    pub state: EmbeddedStateStore,
-    /// Shadows through the local shadow service.
-    pub shadows: LocalShadows,
-    /// Things and certificates (shared with the broker, which checks device credentials).
-    pub provisioner: Arc<LocalProvisioner>,
     /// Development tokens.
     pub tokens: DevTokens,
 }
 
-impl LocalApi {
-    fn ports(&self) -> Ports<'_> {
-        Ports {
-            registry: &self.registry,
-            state: &self.state,
-            enrollment: &self.registry,
-            invitations: &self.registry,
-            shadows: &self.shadows,
-            provisioner: &*self.provisioner,
-            clock: &SystemClock,
-        }
-    }
-
-    /// The caller of a request: a valid development token in `Authorization: Bearer`.
-    fn caller(&self, request: &http::Request<Bytes>) -> Option<Caller> {
-        let value = request
-            .headers()
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
+impl Authorizer for LocalApi {
+    /// The claims of a valid development token in `Authorization: Bearer`.
+    fn claims(&self, headers: &HeaderMap) -> Option<HashMap<String, String>> {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))?
             .trim();
         match self.tokens.verify(token) {
-            Ok(claims) => Caller::from_claims(&claims),
+            Ok(claims) => Some(claims),
             Err(e) => {
                 tracing::debug!(error = %e, "token refused");
                 None
@@ -170,32 +149,14 @@ impl LocalApi {
     }
 }
 
-/// The routes: `/v1/...` (the owner API), `POST /dev/tokens` and the tokens' public key at
-/// `GET /.well-known/jwks.json`.
+/// `POST /dev/tokens` and the tokens' public key at `GET /.well-known/jwks.json`. The owner
+/// API's routes (`/v1/...`) are the template's `HttpApi` events, served by
+/// [`crate::lambda::http_api`].
 pub fn router(api: Arc<LocalApi>) -> Router {
     Router::new()
-        .route("/v1/{*rest}", axum::routing::any(serve))
         .route("/dev/tokens", axum::routing::post(token))
         .route(crate::tokens::JWKS_PATH, axum::routing::get(jwks))
         .with_state(api)
-}
-
-/// Largest body read before the handler sees it (the handler's own limit is smaller and gives
-/// the 413).
-const READ_LIMIT: usize = 1024 * 1024;
-
-async fn serve(State(api): State<Arc<LocalApi>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, READ_LIMIT).await else {
-        return problem(Problem::new(
-            Kind::PayloadTooLarge,
-            format!("The body is larger than {READ_LIMIT} bytes."),
-        ));
-    };
-    let request = http::Request::from_parts(parts, body);
-    let caller = api.caller(&request);
-    let response = hearth_api::handle(api.ports(), caller.as_ref(), request).await;
-    response.map(Body::from).into_response()
 }
 
 fn problem(problem: Problem) -> Response {

@@ -8,30 +8,40 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hearth_domain::device::DeviceId;
 use hearth_domain::shadow::Shadow;
 use hearth_embedded::{Db, EmbeddedError, IngestLog, Logged, Queue, QueueConfig, Receipt, Redrive};
 use hearth_iot_rules::template::{self, Consumer, Routing};
-use hearth_ports::{DeadLetterSink, StateStore, StoreError};
-use hearth_state_processor::Ports;
+use hearth_ports::{StateStore, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
 
 use crate::broker::Ingress;
 use crate::http::Inspect;
-use crate::metrics::{Measured, Metrics};
-use crate::pipeline::{LocalFunction, LocalQueue, Received};
+use crate::metrics::Metrics;
+use crate::pipeline::{LocalQueue, Received};
 use crate::shadow_service::ShadowStorage;
 use crate::stack::StackError;
 
-/// Reads the template's routing.
+/// Reads the template's routing with the parameters' defaults.
 pub fn load_routing(path: &Path) -> Result<Routing, StackError> {
-    template::load(path).map_err(|e| StackError::Template {
+    load_routing_with(path, &BTreeMap::new())
+}
+
+/// Reads the template's routing, some parameters overridden (as `sam deploy
+/// --parameter-overrides`).
+pub fn load_routing_with(
+    path: &Path,
+    overrides: &BTreeMap<String, String>,
+) -> Result<Routing, StackError> {
+    let failed = |detail: String| StackError::Template {
         path: path.display().to_string(),
-        detail: e.to_string(),
-    })
+        detail,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| failed(format!("cannot read the template: {e}")))?;
+    template::parse_with(&text, overrides).map_err(|e| failed(e.to_string()))
 }
 
 /// Topic rules in the routing.
@@ -193,6 +203,17 @@ impl Storage {
     /// The state projection adapter (the same cache as the state processor's).
     pub fn state_store(&self) -> hearth_embedded::EmbeddedStateStore {
         self.db.state_store()
+    }
+
+    /// The state projection adapter whose writes wait for its `checkpoint()` (see
+    /// [`hearth_embedded::Db::deferred_state_store`]).
+    pub fn deferred_state_store(&self) -> hearth_embedded::EmbeddedStateStore {
+        self.db.deferred_state_store()
+    }
+
+    /// The dead letters a function sends.
+    pub fn dead_letters(&self) -> hearth_embedded::EmbeddedDeadLetters {
+        self.db.dead_letters()
     }
 
     /// JSON records of a local emulation.
@@ -626,107 +647,6 @@ pub fn queue_for(
             ),
         })?;
     Ok(Arc::new(PipelineQueue(queue.clone())))
-}
-
-/// The state processor, run in-process with the embedded adapters. Its state store defers
-/// writes to the pipeline's checkpoints (see [`hearth_embedded::Db::deferred_state_store`]).
-struct StateProcessor {
-    store: Arc<dyn StateStore>,
-    deferred: hearth_embedded::EmbeddedStateStore,
-    dead_letters: Arc<dyn DeadLetterSink>,
-    metrics: Arc<Metrics>,
-}
-
-#[async_trait]
-impl LocalFunction for StateProcessor {
-    async fn invoke(&self, event: &SqsEvent) -> Result<SqsBatchResponse, String> {
-        let ports = Ports {
-            store: &*self.store,
-            dead_letters: &*self.dead_letters,
-            clock: &hearth_ports::SystemClock,
-        };
-        let (response, _) = hearth_state_processor::handle(ports, event)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.metrics
-            .batch(event.records.len(), response.batch_item_failures.len());
-        Ok(response)
-    }
-
-    async fn checkpoint(&self) -> Result<(), String> {
-        let unwritten = self.metrics.checkpoint_begins();
-        // Thousands of states encoded and committed: off the runtime's worker threads.
-        let deferred = self.deferred.clone();
-        let written = tokio::task::spawn_blocking(move || deferred.checkpoint())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        match written {
-            Ok(_) => {
-                self.metrics.checkpointed(unwritten);
-                Ok(())
-            }
-            Err(e) => {
-                self.metrics.checkpoint_failed(unwritten);
-                Err(e)
-            }
-        }
-    }
-}
-
-fn env<'a>(consumer: &'a ConsumerSpec, name: &str) -> Result<&'a str, StackError> {
-    consumer
-        .environment
-        .get(name)
-        .map(String::as_str)
-        .ok_or_else(|| StackError::Function {
-            function: consumer.function.clone(),
-            detail: format!("the template does not set {name}"),
-        })
-}
-
-/// The handler for a consumer's binary, wired to local resources named by its environment
-/// (`local://table/<LogicalId>`, `local://queue/<LogicalId>`).
-pub fn function_for(
-    consumer: &ConsumerSpec,
-    storage: &Storage,
-    queues: &Queues,
-    metrics: Arc<Metrics>,
-) -> Result<Arc<dyn LocalFunction>, StackError> {
-    match consumer.binary.as_str() {
-        "hearth-state-processor" => {
-            let table = env(consumer, "HEARTH_TABLE_NAME")?;
-            if !table.starts_with("local://table/") {
-                return Err(StackError::Function {
-                    function: consumer.function.clone(),
-                    detail: format!("HEARTH_TABLE_NAME={table} is not a table of the template"),
-                });
-            }
-            let dlq = env(consumer, "HEARTH_DEAD_LETTER_QUEUE_URL")?;
-            let dlq_name = dlq.strip_prefix("local://queue/").unwrap_or(dlq);
-            if !queues.contains_key(dlq_name) {
-                return Err(StackError::Function {
-                    function: consumer.function.clone(),
-                    detail: format!(
-                        "HEARTH_DEAD_LETTER_QUEUE_URL={dlq} is not a queue of the template"
-                    ),
-                });
-            }
-            let deferred = storage.db.deferred_state_store();
-            let store: Arc<dyn StateStore> =
-                Arc::new(Measured::new(Arc::new(deferred.clone()), metrics.clone()));
-            Ok(Arc::new(StateProcessor {
-                store,
-                deferred,
-                dead_letters: Arc::new(storage.db.dead_letters()),
-                metrics,
-            }))
-        }
-        other => Err(StackError::Function {
-            function: consumer.function.clone(),
-            detail: format!("no local implementation of binary `{other}`"),
-        }),
-    }
 }
 
 /// The HTTP views.

@@ -1,6 +1,7 @@
 //! The local stack's HTTP listener: a health endpoint, read-only views of the local state (for
-//! the simulator's loss check and for developers), and the owner REST API with its development
-//! tokens ([`crate::api`]).
+//! the simulator's loss check and for developers), and the routes of [`crate::lambda`] and
+//! [`crate::api`] (the template's HTTP API routes, direct invokes, the local clock, development
+//! tokens).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,22 +40,28 @@ pub fn router(inspect: Arc<dyn Inspect>) -> Router {
         .with_state(inspect)
 }
 
-/// Serves the views and the API on `listener` until `shutdown` turns true.
+/// Serves the views and `routes` (development tokens, the local clock, direct invokes, and the
+/// template's HTTP API routes as the fallback) on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     inspect: Arc<dyn Inspect>,
-    api: Arc<crate::api::LocalApi>,
+    routes: Router,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(inspect).merge(crate::api::router(api)))
-        .with_graceful_shutdown(async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
+    let app = router(inspect).merge(routes);
+    // The peer address becomes the HTTP API event's `sourceIp`.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
             }
-        })
-        .await
+        }
+    })
+    .await
 }
 
 /// The address a listener is bound to, for printing.

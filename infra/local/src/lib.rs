@@ -5,15 +5,17 @@
 //!   topic rules into durable queues before it is acknowledged; the shadow service; presence
 //!   events. [`auth`]: device credentials and the template's IoT policy, enforced on it.
 //! - [`shadow_service`]: the classic device shadow on the AWS shadow topics.
-//! - [`pipeline`]: each SQS event source of the template, polling its local queue and invoking
-//!   the same handler the Lambda runs, with partial batch responses.
+//! - [`lambda`]: the function registry (every function of the template, by binary name) and the
+//!   event sources of every trigger kind: schedules on the stack's clock, HTTP API routes,
+//!   direct invokes. [`pipeline`]: each SQS event source of the template, polling its local
+//!   queue and invoking the same handler the Lambda runs, with partial batch responses.
 //! - [`glue`]: wiring of the template's routing (`hearth-iot-rules`) and the embedded storage
 //!   (`hearth-embedded`) to the above.
 //! - [`backend`]: the thread whose own runtime runs everything behind the broker's
 //!   acknowledgement (committers and functions), apart from the connections.
 //! - [`stack`]: starting and stopping all of it; [`http`]: health and local views; [`api`]:
-//!   the owner REST API (the Lambda's handler) with [`tokens`] (development tokens) and the
-//!   local IoT registry ([`provisioner`]).
+//!   what the owner REST API needs locally (the shadow service as the IoT Data Plane,
+//!   [`tokens`], development tokens) and the local IoT registry ([`provisioner`]).
 //! - [`simulator`] and [`bench`]: the device simulator / load generator and the throughput
 //!   benchmark; [`wire`]: the minimal MQTT client codec the simulated devices speak.
 //!
@@ -27,6 +29,7 @@ pub mod bench;
 pub mod broker;
 pub mod glue;
 pub mod http;
+pub mod lambda;
 pub mod metrics;
 pub mod pipeline;
 pub mod provisioner;

@@ -99,6 +99,15 @@ struct StackArgs {
     /// (quick experiments only).
     #[arg(long)]
     allow_anonymous: bool,
+    /// Template parameters, as `sam deploy --parameter-overrides`: `Key=Value ...` (e.g.
+    /// `EnableOwnerApi=false`). An unknown parameter or a value outside its AllowedValues stops
+    /// the start.
+    #[arg(long, num_args = 1.., value_parser = hearth_local::stack::parameter_override)]
+    parameter_overrides: Vec<(String, String)>,
+    /// Run on a manual clock, standing still until `POST /local/clock {"advanceSeconds": n}`
+    /// moves it (schedules fire as it moves): for tests and demos of durations.
+    #[arg(long)]
+    manual_clock: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -122,13 +131,16 @@ struct LoadArgs {
 
 impl StackArgs {
     fn config(&self) -> Config {
-        Config {
-            data_dir: self.data_dir.clone(),
-            mqtt: self.mqtt,
-            http: self.http,
-            template: self.template.clone(),
-            allow_anonymous: self.allow_anonymous,
-        }
+        let mut config = Config::new(
+            self.data_dir.clone(),
+            self.mqtt,
+            self.http,
+            self.template.clone(),
+        );
+        config.allow_anonymous = self.allow_anonymous;
+        config.parameter_overrides = self.parameter_overrides.iter().cloned().collect();
+        config.manual_clock = self.manual_clock;
+        config
     }
 }
 

@@ -4,8 +4,9 @@
 //! visible again after the queue's visibility timeout and, past the queue's max receive count,
 //! move to its dead-letter queue: the queue implements those semantics.
 //!
-//! Deletes are grouped: what the batches finished is deleted every `checkpoint_every`, right
-//! after the function's [`LocalFunction::checkpoint`] has made their effects durable (a function
+//! The batch reaches the function typed ([`LocalFunction::sqs`]): the hot path never goes
+//! through JSON. Deletes are grouped: what the batches finished is deleted every
+//! `checkpoint_every`, right after the function's [`LocalFunction::checkpoint`] has made their effects durable (a function
 //! whose storage defers writes, such as the state processor's, writes each device once per
 //! checkpoint instead of once per message). A crash in between loses no message: the queue
 //! redelivers what was not deleted.
@@ -14,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use tokio::sync::{Notify, watch};
 
+use crate::lambda::LocalFunction;
 use crate::lock;
 use tracing::{error, warn};
 
@@ -47,19 +49,6 @@ pub trait LocalQueue: Send + Sync {
     /// Waits until messages may be visible (a send, or a visibility timeout expiring), or
     /// `timeout`.
     async fn wait(&self, timeout: Duration);
-}
-
-/// A function the local stack can run for an SQS event source.
-#[async_trait]
-pub trait LocalFunction: Send + Sync {
-    /// Handles a batch like the Lambda would; `Err` fails the whole batch.
-    async fn invoke(&self, event: &SqsEvent) -> Result<SqsBatchResponse, String>;
-
-    /// Makes the effects of the batches handled so far durable; their messages are deleted only
-    /// after it succeeds. The default: nothing is deferred.
-    async fn checkpoint(&self) -> Result<(), String> {
-        Ok(())
-    }
 }
 
 /// An SQS event source: which queue feeds which function, how.
@@ -199,7 +188,7 @@ async fn deliver(source: &EventSource, finished: &Finished, batch: Vec<Received>
     let arn = format!("arn:aws:sqs:local:000000000000:{}", source.queue.name());
     let mut event = SqsEvent::default();
     event.records = batch.into_iter().map(|m| record(&arn, m)).collect();
-    let failed: Vec<String> = match source.handler.invoke(&event).await {
+    let failed: Vec<String> = match source.handler.sqs(&event).await {
         Ok(response) => response
             .batch_item_failures
             .into_iter()
@@ -249,7 +238,11 @@ fn record(arn: &str, m: Received) -> SqsMessage {
 mod tests {
     use std::collections::VecDeque;
 
+    use aws_lambda_events::event::sqs::SqsBatchResponse;
+    use serde_json::Value;
+
     use super::*;
+    use crate::lambda::{Invocation, InvokeError};
 
     /// What the fakes saw, in order.
     type Log = Arc<Mutex<Vec<String>>>;
@@ -297,7 +290,11 @@ mod tests {
 
     #[async_trait]
     impl LocalFunction for FakeFunction {
-        async fn invoke(&self, event: &SqsEvent) -> Result<SqsBatchResponse, String> {
+        async fn invoke(&self, _event: Invocation) -> Result<Value, InvokeError> {
+            Err(InvokeError::new("InvalidEvent", "only SQS batches"))
+        }
+
+        async fn sqs(&self, event: &SqsEvent) -> Result<SqsBatchResponse, InvokeError> {
             lock(&self.log).push(format!("invoke {}", event.records.len()));
             let mut response = SqsBatchResponse::default();
             for record in &event.records {

@@ -1,5 +1,6 @@
 //! Assembling the local stack: storage, routing from the template, broker, functions, HTTP.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,11 +13,15 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
-use crate::api::{LocalApi, LocalShadows};
+use crate::api::LocalApi;
 use crate::auth::{Access, DeviceAuth};
 use crate::backend::Backend;
 use crate::broker::Hooks;
 use crate::glue::{self, Storage};
+use crate::lambda::http_api::HttpRoutes;
+use crate::lambda::registry::{Constructor, FUNCTIONS, Registry, Resources};
+use crate::lambda::schedule::{Scheduler, clock_router};
+use crate::lambda::{StackClock, invoke};
 use crate::metrics::Metrics;
 use crate::pipeline::{self, EventSource};
 use crate::provisioner::{LocalCa, LocalProvisioner};
@@ -39,6 +44,48 @@ pub struct Config {
     pub template: PathBuf,
     /// Let any MQTT client connect and use any topic (no credentials, no policy).
     pub allow_anonymous: bool,
+    /// Template parameters given a value (`--parameter-overrides Key=Value`).
+    pub parameter_overrides: BTreeMap<String, String>,
+    /// Run on a manual clock that `POST /local/clock` moves (`--manual-clock`).
+    pub manual_clock: bool,
+    /// The function registry: a constructor per binary name ([`FUNCTIONS`] by default).
+    pub functions: Vec<(&'static str, Constructor)>,
+}
+
+impl Config {
+    /// A stack of `template` with its data in `data_dir`, listening on `mqtt` and `http`, with
+    /// the device policy enforced, the template's defaults, the system clock and every local
+    /// function.
+    pub fn new(data_dir: PathBuf, mqtt: SocketAddr, http: SocketAddr, template: PathBuf) -> Self {
+        Self {
+            data_dir,
+            mqtt,
+            http,
+            template,
+            allow_anonymous: false,
+            parameter_overrides: BTreeMap::new(),
+            manual_clock: false,
+            functions: FUNCTIONS.to_vec(),
+        }
+    }
+}
+
+/// Parses `Key=Value` (one `--parameter-overrides` item, as `sam deploy` takes them; also
+/// `ParameterKey=Key,ParameterValue=Value`).
+pub fn parameter_override(text: &str) -> Result<(String, String), String> {
+    let long = text
+        .strip_prefix("ParameterKey=")
+        .and_then(|rest| rest.split_once(",ParameterValue="));
+    let (key, value) = match long {
+        Some(pair) => pair,
+        None => text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}`: expected Key=Value"))?,
+    };
+    if key.is_empty() {
+        return Err(format!("`{text}`: the parameter name is empty"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// Why the stack could not start (or a benchmark failed).
@@ -87,6 +134,8 @@ pub struct Stack {
     data_dir: PathBuf,
     template: PathBuf,
     functions: Vec<String>,
+    http_routes: Vec<String>,
+    manual_clock: bool,
     rules: usize,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
@@ -120,6 +169,41 @@ fn device_policy(
     }
 }
 
+/// Refuses event sources the template declares that the local stack does not emulate yet
+/// (rather than never invoking them).
+fn refuse_unemulated(
+    routing: &hearth_iot_rules::template::Routing,
+    template: &std::path::Path,
+) -> Result<(), StackError> {
+    use hearth_iot_rules::template::Trigger;
+    for function in routing.functions() {
+        for event in &function.events {
+            if let Trigger::DynamoDb(stream) = &event.trigger {
+                return Err(StackError::Function {
+                    function: function.logical_id.clone(),
+                    detail: format!(
+                        "event {}: DynamoDB stream event sources (table {}) are not emulated \
+                         locally yet",
+                        event.name, stream.table
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(route) = routing.sqs_send_message_routes().first() {
+        return Err(StackError::Template {
+            path: template.display().to_string(),
+            detail: format!(
+                "resource {}: route {} ({}): SQS-SendMessage integrations are not emulated locally yet",
+                route.route_id,
+                route.route.key(),
+                route.integration
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl Stack {
     /// Starts everything; returns once every listener is bound.
     pub async fn start(config: Config) -> Result<Stack, StackError> {
@@ -127,7 +211,8 @@ impl Stack {
             path: config.data_dir.display().to_string(),
             detail: e.to_string(),
         })?;
-        let routing = glue::load_routing(&config.template)?;
+        let routing = glue::load_routing_with(&config.template, &config.parameter_overrides)?;
+        refuse_unemulated(&routing, &config.template)?;
         let storage = Storage::open(&config.data_dir)?;
         let queues = storage.open_queues(&routing)?;
         let metrics = Arc::new(Metrics::default());
@@ -135,24 +220,11 @@ impl Stack {
         let mut tasks = JoinSet::new();
         // Committers and functions run on the backend thread, not among the connections.
         let backend = Backend::start()?;
-
-        // Functions: every SQS event source of the template.
-        let mut functions = Vec::new();
-        for consumer in glue::consumers(&routing) {
-            let handler = glue::function_for(&consumer, &storage, &queues, metrics.clone())?;
-            let queue = glue::queue_for(&consumer, &queues)?;
-            functions.push(consumer.function.clone());
-            let source = EventSource {
-                function: consumer.function.clone(),
-                queue,
-                handler,
-                batch_size: consumer.batch_size,
-                batching_window: consumer.batching_window,
-                concurrency: consumer.concurrency,
-                checkpoint_every: consumer.checkpoint_every,
-            };
-            tasks.spawn_on(pipeline::run(source, shutdown_rx.clone()), backend.handle());
-        }
+        let clock = if config.manual_clock {
+            StackClock::manual()
+        } else {
+            StackClock::system()
+        };
 
         // IoT Core: broker, rules, shadow service, presence.
         let (log, logged) = storage.open_ingest_log()?;
@@ -165,6 +237,44 @@ impl Stack {
             storage.documents("iot"),
             LocalCa::open(&config.data_dir)?,
         ));
+
+        // Functions: every function of the template, from the registry.
+        let registry = Arc::new(Registry::build(
+            routing.functions(),
+            &config.functions,
+            &Resources {
+                storage: storage.clone(),
+                queues: queues.clone(),
+                metrics: metrics.clone(),
+                hooks: hooks.clone(),
+                provisioner: provisioner.clone(),
+                clock: clock.clone(),
+            },
+        )?);
+        // Their SQS event sources.
+        for consumer in glue::consumers(&routing) {
+            let Some(hosted) = registry.get(&consumer.function) else {
+                return Err(StackError::Function {
+                    function: consumer.function,
+                    detail: "consumes a queue but is not hosted".to_owned(),
+                });
+            };
+            let queue = glue::queue_for(&consumer, &queues)?;
+            let source = EventSource {
+                function: consumer.function.clone(),
+                queue,
+                handler: hosted.handler.clone(),
+                batch_size: consumer.batch_size,
+                batching_window: consumer.batching_window,
+                concurrency: consumer.concurrency,
+                checkpoint_every: consumer.checkpoint_every,
+            };
+            tasks.spawn_on(pipeline::run(source, shutdown_rx.clone()), backend.handle());
+        }
+        // Their schedules.
+        let scheduler = Arc::new(Scheduler::new(&registry, clock.clone()));
+        tasks.spawn(scheduler.clone().run(shutdown_rx.clone()));
+
         let access = if config.allow_anonymous {
             tracing::warn!(
                 "--allow-anonymous: ANY MQTT client may connect and use ANY topic; the device \
@@ -207,20 +317,23 @@ impl Stack {
             }
         });
 
-        // HTTP: local views, the owner API (the Lambda's handler) and development tokens.
+        // HTTP: local views, development tokens, the clock, direct invokes, and the template's
+        // HTTP API routes (the owner API) for everything else.
         let listener = TcpListener::bind(config.http).await?;
         let http = listener.local_addr()?;
         let inspect = Arc::new(glue::Inspector::new(&storage, &queues, metrics.clone()));
         let api = Arc::new(LocalApi {
-            registry: storage.registry(),
-            state: storage.state_store(),
-            shadows: LocalShadows::new(hooks.clone()),
-            provisioner,
-            tokens: DevTokens::open(&config.data_dir, Arc::new(hearth_ports::SystemClock))?,
+            tokens: DevTokens::open(&config.data_dir, clock.clock())?,
         });
+        let http_routes = Arc::new(HttpRoutes::new(&registry, api.clone(), clock.clone()));
+        let route_keys = http_routes.keys();
+        let routes = crate::api::router(api)
+            .merge(clock_router(clock.clone(), scheduler))
+            .merge(invoke::router(registry.clone()))
+            .merge(http_routes.router());
         let http_shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
-            if let Err(e) = crate::http::serve(listener, inspect, api, http_shutdown).await {
+            if let Err(e) = crate::http::serve(listener, inspect, routes, http_shutdown).await {
                 error!(error = %e, "HTTP listener stopped");
             }
         });
@@ -231,7 +344,9 @@ impl Stack {
             http,
             data_dir: config.data_dir,
             template: config.template,
-            functions,
+            functions: registry.names(),
+            http_routes: route_keys,
+            manual_clock: config.manual_clock,
             rules: glue::rule_count(&routing),
             metrics,
             shutdown,
@@ -278,7 +393,8 @@ impl Stack {
         format!(
             "Hearth local stack is up\n\
              \n  MQTT      mqtt://{mqtt}  (MQTT 3.1.1 and 5, QoS 0/1, retained; {access})\
-             \n  HTTP      http://{http}  (owner API /v1/... ; POST /dev/tokens ; GET /.well-known/jwks.json, /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics)\
+             \n  HTTP      http://{http}  (HTTP API routes: {routes} ; POST /dev/tokens ; GET /.well-known/jwks.json ; POST /2015-03-31/functions/<name>/invocations ; GET /health, /local/devices/<thing>/state, /local/queues, /local/dead-letters, /local/metrics ; GET/POST /local/clock)\
+             \n  clock     {clock}\
              \n  data      {data}\
              \n  template  {template}: {rules} topic rules, functions: {functions}\
              \n\nProvision a device through the owner API (a maker registers it, an owner claims it: the\
@@ -304,6 +420,16 @@ impl Stack {
             template = self.template.display(),
             rules = self.rules,
             functions = self.functions.join(", "),
+            routes = if self.http_routes.is_empty() {
+                "none".to_owned()
+            } else {
+                self.http_routes.join(", ")
+            },
+            clock = if self.manual_clock {
+                "manual (--manual-clock): moves only with POST /local/clock {\"advanceSeconds\": n}"
+            } else {
+                "system"
+            },
         )
     }
 
@@ -340,5 +466,28 @@ impl Stack {
         if let Err(e) = self.storage.flush().await {
             error!(error = %e, "final flush failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parameter_override;
+
+    #[test]
+    fn parameter_overrides_take_both_sam_syntaxes() {
+        assert_eq!(
+            parameter_override("EnableOwnerApi=false"),
+            Ok(("EnableOwnerApi".to_owned(), "false".to_owned()))
+        );
+        assert_eq!(
+            parameter_override("Prefix=a=b"),
+            Ok(("Prefix".to_owned(), "a=b".to_owned()))
+        );
+        assert_eq!(
+            parameter_override("ParameterKey=Prefix,ParameterValue=dev"),
+            Ok(("Prefix".to_owned(), "dev".to_owned()))
+        );
+        assert!(parameter_override("Prefix").is_err());
+        assert!(parameter_override("=x").is_err());
     }
 }

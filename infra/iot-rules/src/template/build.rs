@@ -4,23 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use super::functions;
 use super::resolve::{Ctx, IOT_POLICY, QUEUE, TOPIC_RULE, Val};
 use super::yaml::Node;
-use super::{Consumer, QueueSpec, Redrive, Routing, SqsAction, TemplateError, TopicRule};
+use super::{QueueSpec, Redrive, Routing, SqsAction, TemplateError, TopicRule};
 use crate::sql::Sql;
 
-const FUNCTION: &str = "AWS::Serverless::Function";
+pub(super) const FUNCTION: &str = "AWS::Serverless::Function";
 const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
 const SQL_VERSION: &str = "2016-03-23";
-
-const SQS_EVENT_PROPERTIES: &[&str] = &[
-    "Queue",
-    "BatchSize",
-    "MaximumBatchingWindowInSeconds",
-    "FunctionResponseTypes",
-    "ScalingConfig",
-    "Enabled",
-];
 
 pub(super) fn build(
     root: &Node,
@@ -61,6 +53,7 @@ pub(super) fn build(
     let globals = root.get("Globals").and_then(|g| g.get("Function"));
     let mut rules = Vec::new();
     let mut consumers = Vec::new();
+    let mut functions = Vec::new();
     let mut policies = BTreeMap::new();
     for (id, resource) in &ctx.resources {
         if !resource.created {
@@ -74,9 +67,13 @@ pub(super) fn build(
                 }
             }
             TOPIC_RULE => rules.push(rule(&ctx, &queues, id, resource.node)?),
-            FUNCTION => consumers.extend(
-                function(&ctx, &queues, globals, id, resource.node).map_err(|m| at(id, m))?,
-            ),
+            FUNCTION => {
+                let (function, sqs) =
+                    functions::function(&ctx, &queues, globals, id, resource.node)
+                        .map_err(|m| at(id, m))?;
+                consumers.extend(sqs);
+                functions.push(function);
+            }
             _ => {}
         }
     }
@@ -94,10 +91,13 @@ pub(super) fn build(
         }
     }
     let enabled = (0..rules.len()).filter(|&i| !rules[i].disabled).collect();
+    let sqs_routes = functions::sqs_send_message_routes(&ctx, &queues)?;
     Ok(Routing {
         rules,
         queues,
         consumers,
+        functions,
+        sqs_routes,
         by_name,
         enabled,
         policies,
@@ -128,7 +128,7 @@ fn iot_policy(
     Ok((name, policy))
 }
 
-fn at(resource: &str, message: String) -> TemplateError {
+pub(super) fn at(resource: &str, message: String) -> TemplateError {
     TemplateError::Resource {
         resource: resource.to_owned(),
         message,
@@ -152,7 +152,11 @@ fn check_transform(transform: Option<&Node>) -> Result<(), TemplateError> {
 }
 
 /// A resolved property of `properties`, `None` when absent or `AWS::NoValue`.
-fn property(ctx: &Ctx<'_>, properties: Option<&Node>, key: &str) -> Result<Option<Val>, String> {
+pub(super) fn property(
+    ctx: &Ctx<'_>,
+    properties: Option<&Node>,
+    key: &str,
+) -> Result<Option<Val>, String> {
     match properties.and_then(|p| p.get(key)) {
         None => Ok(None),
         Some(node) => match ctx.resolve(node).map_err(|m| format!("{key}: {m}"))? {
@@ -162,7 +166,7 @@ fn property(ctx: &Ctx<'_>, properties: Option<&Node>, key: &str) -> Result<Optio
     }
 }
 
-fn int_in(
+pub(super) fn int_in(
     value: Option<&Val>,
     what: &str,
     range: RangeInclusive<i64>,
@@ -182,16 +186,16 @@ fn int_in(
     Ok(n)
 }
 
-fn seconds(n: i64) -> Duration {
+pub(super) fn seconds(n: i64) -> Duration {
     Duration::from_secs(n.unsigned_abs())
 }
 
-fn u32_of(n: i64) -> u32 {
+pub(super) fn u32_of(n: i64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The logical id of a queue of this template named by `!GetAtt Queue.Arn`.
-fn queue_arn(
+pub(super) fn queue_arn(
     value: &Val,
     what: &str,
     queues: Option<&BTreeMap<String, QueueSpec>>,
@@ -384,185 +388,4 @@ fn sqs_action(
         None => false,
     };
     Ok(SqsAction { queue, use_base64 })
-}
-
-/// SAM's rule for `Globals`: mappings merge (the resource wins), lists add up (globals first),
-/// anything else the resource overrides.
-fn merge(global: &Node, local: &Node) -> Node {
-    match (global, local) {
-        (Node::Map(g), Node::Map(l)) => {
-            let mut merged: Vec<(String, Node)> = g
-                .iter()
-                .map(|(key, value)| match local.get(key) {
-                    Some(own) => (key.clone(), merge(value, own)),
-                    None => (key.clone(), value.clone()),
-                })
-                .collect();
-            merged.extend(
-                l.iter()
-                    .filter(|(key, _)| global.get(key).is_none())
-                    .cloned(),
-            );
-            Node::Map(merged)
-        }
-        (Node::Seq(g), Node::Seq(l)) => Node::Seq(g.iter().chain(l).cloned().collect()),
-        (_, local) => local.clone(),
-    }
-}
-
-fn function(
-    ctx: &Ctx<'_>,
-    queues: &BTreeMap<String, QueueSpec>,
-    globals: Option<&Node>,
-    id: &str,
-    node: &Node,
-) -> Result<Vec<Consumer>, String> {
-    let own = node.get("Properties");
-    let events: Vec<(&String, &Node)> = own
-        .and_then(|p| p.get("Events"))
-        .map(Node::entries)
-        .unwrap_or_default()
-        .iter()
-        .filter(|(_, event)| matches!(event.get("Type"), Some(Node::Str(t)) if t == "SQS"))
-        .map(|(name, event)| (name, event))
-        .collect();
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let empty = Node::Map(Vec::new());
-    let properties = match globals {
-        Some(globals) => merge(globals, own.unwrap_or(&empty)),
-        None => own.cloned().unwrap_or(empty),
-    };
-    ctx.validate(&properties)?;
-
-    let binary = match node
-        .get("Metadata")
-        .and_then(|m| m.get("BuildProperties"))
-        .and_then(|b| b.get("Binary"))
-    {
-        Some(Node::Str(binary)) => binary.clone(),
-        _ => {
-            return Err(
-                "a function with an SQS event needs Metadata.BuildProperties.Binary (its cargo \
-                 binary)"
-                    .to_owned(),
-            );
-        }
-    };
-    let timeout = int_in(
-        property(ctx, Some(&properties), "Timeout")?.as_ref(),
-        "Timeout",
-        1..=900,
-        3,
-    )?;
-    let mut environment = BTreeMap::new();
-    if let Some(variables) = properties
-        .get("Environment")
-        .and_then(|e| e.get("Variables"))
-    {
-        let variables = ctx
-            .resolve(variables)
-            .map_err(|m| format!("Environment.Variables: {m}"))?;
-        for (name, value) in variables.map("Environment.Variables")? {
-            let value = ctx
-                .text(value)
-                .map_err(|m| format!("Environment.Variables.{name}: {m}"))?;
-            environment.insert(name.clone(), value);
-        }
-    }
-
-    let mut consumers = Vec::with_capacity(events.len());
-    for (event, definition) in events {
-        let what = |key: &str| format!("Events.{event}.Properties.{key}");
-        let Some(settings) = definition.get("Properties") else {
-            return Err(format!("Events.{event}: an SQS event needs Properties"));
-        };
-        if let Some((key, _)) = settings
-            .entries()
-            .iter()
-            .find(|(key, _)| !SQS_EVENT_PROPERTIES.contains(&key.as_str()))
-        {
-            return Err(format!(
-                "{}: unsupported SQS event property (supported: {})",
-                what(key),
-                SQS_EVENT_PROPERTIES.join(", ")
-            ));
-        }
-        let get = |key: &str| {
-            property(ctx, Some(settings), key).map_err(|m| format!("Events.{event}.Properties.{m}"))
-        };
-        let Some(queue_value) = get("Queue")? else {
-            return Err(format!("{} is missing", what("Queue")));
-        };
-        let queue = queue_arn(&queue_value, &what("Queue"), Some(queues), ctx)?;
-        if queues.get(&queue).is_some_and(|q| q.fifo) {
-            return Err(format!(
-                "{}: FIFO queue {queue} with a consumer is not supported locally",
-                what("Queue")
-            ));
-        }
-        let batch_size = int_in(
-            get("BatchSize")?.as_ref(),
-            &what("BatchSize"),
-            1..=10_000,
-            10,
-        )?;
-        let window = int_in(
-            get("MaximumBatchingWindowInSeconds")?.as_ref(),
-            &what("MaximumBatchingWindowInSeconds"),
-            0..=300,
-            0,
-        )?;
-        let mut report_batch_item_failures = false;
-        if let Some(types) = get("FunctionResponseTypes")? {
-            for value in types.list(&what("FunctionResponseTypes"))? {
-                match ctx.text(value)?.as_str() {
-                    "ReportBatchItemFailures" => report_batch_item_failures = true,
-                    other => {
-                        return Err(format!(
-                            "{}: unsupported response type {other}",
-                            what("FunctionResponseTypes")
-                        ));
-                    }
-                }
-            }
-        }
-        let maximum_concurrency = match get("ScalingConfig")? {
-            None => None,
-            Some(scaling) => {
-                let entries = scaling.map(&what("ScalingConfig"))?;
-                if let Some((key, _)) = entries.iter().find(|(k, _)| k != "MaximumConcurrency") {
-                    return Err(format!("{}.{key}: unsupported", what("ScalingConfig")));
-                }
-                match scaling.get("MaximumConcurrency") {
-                    None => None,
-                    Some(value) => Some(u32_of(int_in(
-                        Some(value),
-                        &what("ScalingConfig.MaximumConcurrency"),
-                        2..=1000,
-                        2,
-                    )?)),
-                }
-            }
-        };
-        let enabled = match get("Enabled")? {
-            Some(value) => value.boolean(&what("Enabled"))?,
-            None => true,
-        };
-        consumers.push(Consumer {
-            function: id.to_owned(),
-            event: event.clone(),
-            binary: binary.clone(),
-            queue,
-            enabled,
-            batch_size: u32_of(batch_size),
-            batching_window: seconds(window),
-            report_batch_item_failures,
-            maximum_concurrency,
-            timeout: seconds(timeout),
-            environment: environment.clone(),
-        });
-    }
-    Ok(consumers)
 }

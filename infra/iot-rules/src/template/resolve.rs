@@ -17,6 +17,10 @@ pub(crate) const QUEUE: &str = "AWS::SQS::Queue";
 pub(crate) const TABLE: &str = "AWS::DynamoDB::Table";
 pub(crate) const TOPIC_RULE: &str = "AWS::IoT::TopicRule";
 pub(crate) const IOT_POLICY: &str = "AWS::IoT::Policy";
+const FUNCTION: &str = "AWS::Serverless::Function";
+const HTTP_API: &str = "AWS::Serverless::HttpApi";
+const API_V2: &str = "AWS::ApiGatewayV2::Api";
+const INTEGRATION: &str = "AWS::ApiGatewayV2::Integration";
 
 /// `arn:aws:iot:local:000000000000`: the prefix of IoT resource ARNs as they resolve locally.
 pub(crate) fn iot_arn_prefix() -> String {
@@ -502,10 +506,14 @@ impl<'t> Ctx<'t> {
                     QUEUE => format!("local://queue/{id}"),
                     TABLE => format!("local://table/{id}"),
                     TOPIC_RULE => self.rule_name(id)?,
+                    IOT_POLICY => self.named(id, "PolicyName")?,
+                    FUNCTION => self.named(id, "FunctionName")?,
+                    // Locally an API or integration is known by its logical id.
+                    HTTP_API | API_V2 | INTEGRATION => id.clone(),
                     _ => {
                         return Err(format!(
-                            "!Ref {id} ({ty}) has no local value (only queues, tables and \
-                             topic rules do)"
+                            "!Ref {id} ({ty}) has no local value (only queues, tables, topic \
+                             rules, IoT policies, functions, HTTP APIs and integrations do)"
                         ));
                     }
                 }
@@ -519,6 +527,9 @@ impl<'t> Ctx<'t> {
                     (TABLE, "Arn") => {
                         format!("arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}")
                     }
+                    (TABLE, "StreamArn") => format!(
+                        "arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}/stream/local"
+                    ),
                     (TOPIC_RULE, "Arn") => format!(
                         "arn:{PARTITION}:iot:{REGION}:{ACCOUNT_ID}:rule/{}",
                         self.rule_name(id)?
@@ -532,6 +543,18 @@ impl<'t> Ctx<'t> {
             }
             other => return Err(format!("expected a string, found {}", other.kind())),
         })
+    }
+
+    /// A resource's name property (`PolicyName`, `FunctionName`), else its logical id.
+    fn named(&self, id: &str, property: &str) -> Result<String, String> {
+        match self
+            .resource(id)
+            .and_then(|r| r.node.get("Properties"))
+            .and_then(|p| p.get(property))
+        {
+            Some(node) => self.resolve(node).and_then(|v| self.text(&v)),
+            None => Ok(id.to_owned()),
+        }
     }
 
     /// The `RuleName` of a topic rule resource (its logical id when it has none).

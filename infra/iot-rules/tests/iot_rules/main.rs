@@ -1,6 +1,7 @@
 //! The crate's tests: the repository's own template, small inline templates, the SQL subset and
 //! topic-filter matching (with a property test against a reference implementation).
 
+mod functions;
 mod routing;
 mod sql;
 mod template;

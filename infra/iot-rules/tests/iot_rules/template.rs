@@ -290,7 +290,7 @@ Resources:
             Queue: !GetAtt Main.Arn
             Enabled: false
         Api:
-          Type: Api
+          Type: HttpApi
           Properties:
             Path: /
             Method: get
@@ -404,12 +404,44 @@ fn resources_the_local_stack_does_not_read_are_not_checked() {
     Properties:
       RoleName: !ImportValue whatever
   Plain:
-    Type: AWS::Serverless::Function
+    Type: AWS::Serverless::Api
     Properties:
-      Timeout: !FindInMap [a, b, c]",
+      StageName: !FindInMap [a, b, c]",
     ));
     assert_eq!(routing.rules().len(), 1);
     assert!(routing.consumers().is_empty());
+    assert!(routing.functions().is_empty());
+}
+
+#[test]
+fn every_function_is_read_and_needs_its_binary() {
+    // Functions are all hosted locally (not only SQS consumers): one without a binary, or with
+    // an intrinsic the stack cannot resolve, stops the start.
+    refused(
+        &with_rule(
+            RULE,
+            r"
+  Plain:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 3",
+        ),
+        &["resource Plain", "Metadata.BuildProperties.Binary"],
+    );
+    refused(
+        &with_rule(
+            RULE,
+            r"
+  Plain:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: b
+    Properties:
+      Timeout: !FindInMap [a, b, c]",
+        ),
+        &["resource Plain", "FindInMap"],
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod device;
+mod lambda;
 mod pipeline;
 mod restart;
 mod sharing;

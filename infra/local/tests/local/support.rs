@@ -15,13 +15,9 @@ pub fn template() -> PathBuf {
 /// A stack on free ports that lets any client connect (these tests are about other things;
 /// `auth.rs` runs the stack as it starts by default, with device credentials and the policy).
 pub fn config(data_dir: &Path) -> Config {
-    Config {
-        data_dir: data_dir.to_path_buf(),
-        mqtt: local(),
-        http: local(),
-        template: template(),
-        allow_anonymous: true,
-    }
+    let mut config = Config::new(data_dir.to_path_buf(), local(), local(), template());
+    config.allow_anonymous = true;
+    config
 }
 
 fn local() -> SocketAddr {
