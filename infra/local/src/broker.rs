@@ -29,6 +29,8 @@ use mqtt5::types::ReasonCode;
 use serde_json::json;
 use tracing::{error, warn};
 
+use hearth_ports::Clock;
+
 use crate::shadow_service::{Operation, Reply, ShadowService, request_topic};
 
 /// Where published messages enter the platform: the topic rules and their queues.
@@ -45,7 +47,9 @@ pub trait Ingress: Send + Sync {
     ) -> Result<(), String>;
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, by the system clock: for measuring (latencies, rates).
+/// What IoT Core stamps (rule `timestamp()`, shadow and presence times) comes from the stack's
+/// clock instead ([`Hooks::new`]).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -60,6 +64,8 @@ pub struct Hooks {
     platform: RwLock<Option<Arc<Platform>>>,
     sessions: Mutex<Sessions>,
     versions: Versions,
+    /// IoT Core's clock: the stack's (a manual one in tests and demos).
+    clock: Arc<dyn Clock>,
 }
 
 struct Platform {
@@ -77,8 +83,13 @@ pub type Versions = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 impl Hooks {
     /// Hooks routing into `ingress`, answering shadow requests with `shadows`, numbering
-    /// sessions with `versions`.
-    pub fn new(ingress: Arc<dyn Ingress>, shadows: ShadowService, versions: Versions) -> Self {
+    /// sessions with `versions`, stamping messages, shadows and presence events by `clock`.
+    pub fn new(
+        ingress: Arc<dyn Ingress>,
+        shadows: ShadowService,
+        versions: Versions,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             router: RwLock::new(None),
             platform: RwLock::new(Some(Arc::new(Platform { ingress, shadows }))),
@@ -86,6 +97,7 @@ impl Hooks {
                 open: HashMap::new(),
             }),
             versions,
+            clock,
         }
     }
 
@@ -142,7 +154,7 @@ impl Hooks {
         payload: &[u8],
     ) -> Option<Vec<Reply>> {
         let platform = self.platform()?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let replies = platform
             .shadows
             .handle(thing, op, payload, now / 1000)
@@ -208,7 +220,7 @@ impl Hooks {
     }
 
     async fn connected(&self, client_id: &str) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         // A persisted counter; if it fails, the clock in microseconds still increases.
         let version = (self.versions)().unwrap_or_else(|| now.saturating_mul(1000));
         {
@@ -234,7 +246,7 @@ impl Hooks {
     }
 
     async fn disconnected(&self, client_id: &str, reason: ReasonCode, unexpected: bool) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let version = {
             let mut sessions = self.sessions();
             let version = sessions
@@ -274,7 +286,7 @@ impl Hooks {
         let Some(platform) = self.platform() else {
             return PublishAction::Continue;
         };
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if let Err(e) = platform
             .ingress
             .accept(&event.topic, &event.payload, &event.client_id, now)

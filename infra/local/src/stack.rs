@@ -232,7 +232,12 @@ impl Stack {
             glue::RulesIngress::start(&routing, &queues, log, logged, backend.handle()).await?,
         );
         let shadows = ShadowService::new(storage.shadows());
-        let hooks = Arc::new(Hooks::new(ingress.clone(), shadows, storage.versions()));
+        let hooks = Arc::new(Hooks::new(
+            ingress.clone(),
+            shadows,
+            storage.versions(),
+            clock.clock(),
+        ));
         let provisioner = Arc::new(LocalProvisioner::new(
             storage.documents("iot"),
             LocalCa::open(&config.data_dir)?,

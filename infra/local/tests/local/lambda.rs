@@ -310,3 +310,56 @@ async fn a_template_function_without_a_local_implementation_stops_the_start() {
     assert!(message.contains("TickerFunction"), "{message}");
     assert!(message.contains("test-ticker"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iot_core_stamps_messages_and_shadows_by_the_manual_clock() {
+    let dir = tempdir();
+    let mut config = config(dir.path());
+    config.manual_clock = true;
+    let stack = start_with(config).await;
+    let api = stack.http_addr();
+    let (status, moved) = http(
+        api,
+        "POST",
+        "/local/clock",
+        None,
+        Some(&json!({"advanceSeconds": 86_400})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    let now = moved["nowMs"].as_u64().unwrap_or_default();
+
+    let mut device = crate::support::Device::connect(
+        stack.mqtt_addr(),
+        "clocked-1",
+        &["$aws/things/clocked-1/shadow/update/accepted"],
+    )
+    .await;
+    device
+        .publish(
+            "dt/thermo-x/clocked-1/telemetry",
+            json!({"seq": 1}).to_string(),
+        )
+        .await;
+    device.acked().await;
+    device
+        .publish(
+            "$aws/things/clocked-1/shadow/update",
+            json!({"state": {"reported": {"power": "on"}}}).to_string(),
+        )
+        .await;
+    let accepted = device
+        .expect("$aws/things/clocked-1/shadow/update/accepted")
+        .await;
+    // The shadow service's timestamp (seconds) and the rules' timestamp() (received_at) are
+    // the stack clock's, which stands a day ahead of the system clock and does not move.
+    assert_eq!(accepted["timestamp"], now / 1000, "{accepted}");
+    let state = state_until(api, "clocked-1", |s| {
+        s["telemetry"]["received_at"].is_u64() && s["shadow"]["version"] == 1
+    })
+    .await;
+    assert_eq!(state["telemetry"]["received_at"], now, "{state}");
+    assert_eq!(state["shadow"]["received_at"], now, "{state}");
+    assert_eq!(state["connectivity"]["timestamp"], now, "{state}");
+    stack.stop().await;
+}
