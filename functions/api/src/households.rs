@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::devices::{owners_only, store};
+use crate::devices::{app_error, owners_only, store};
 use crate::request::{json, json_body, name_body};
 use crate::{Caller, Kind, Ports, Problem};
 
@@ -21,14 +21,9 @@ pub(crate) async fn membership(
     id: &str,
 ) -> Result<Membership, Problem> {
     let id = HouseholdId::parse(id).map_err(|_| Problem::not_found())?;
-    ports
-        .registry
-        .memberships(&caller.user)
+    hearth_app::access::membership(ports.registry, &caller.user, &id)
         .await
-        .map_err(store)?
-        .into_iter()
-        .find(|m| m.household == id)
-        .ok_or_else(Problem::not_found)
+        .map_err(app_error)
 }
 
 fn view(household: &Household, role: Role) -> Value {
@@ -55,12 +50,9 @@ async fn household(ports: Ports<'_>, id: &HouseholdId) -> Result<Household, Prob
 
 /// `GET /v1/households`: every household of the caller, with the caller's role.
 pub async fn list(ports: Ports<'_>, caller: &Caller) -> Result<Response<Bytes>, Problem> {
-    let mut memberships = ports
-        .registry
-        .memberships(&caller.user)
+    let memberships = hearth_app::access::memberships(ports.registry, &caller.user)
         .await
-        .map_err(store)?;
-    memberships.sort_by(|a, b| a.household.cmp(&b.household));
+        .map_err(app_error)?;
     let mut items = Vec::with_capacity(memberships.len());
     for membership in &memberships {
         let household = household(ports, &membership.household).await?;
