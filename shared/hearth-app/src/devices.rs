@@ -276,7 +276,7 @@ pub struct Command {
 
 /// Checks a desired document against the shadow service's limits and the device type's
 /// capabilities, before anything is sent.
-pub fn validate_command(device: &Device, desired: &Object) -> Result<(), AppError> {
+fn validate_command(device: &Device, desired: &Object) -> Result<(), AppError> {
     if desired.is_empty() {
         return Err(AppError::invalid(
             "/desired",

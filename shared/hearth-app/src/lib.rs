@@ -77,13 +77,4 @@ impl AppError {
             message: message.into(),
         }
     }
-
-    /// Whether retrying the same call later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Store(e) => e.is_retryable(),
-            Self::Iot(IotError::Transient(_)) => true,
-            _ => false,
-        }
-    }
 }

@@ -250,6 +250,28 @@ pub(super) fn function(
     ))
 }
 
+/// An event source's `BatchSize` (1–10,000; `default_batch` when absent) and
+/// `MaximumBatchingWindowInSeconds` (0–300; 0), as Lambda's event source mappings take them.
+fn batching(
+    get: &impl Fn(&str) -> Result<Option<Val>, String>,
+    key: &impl Fn(&str) -> String,
+    default_batch: i64,
+) -> Result<(u32, Duration), String> {
+    let batch_size = int_in(
+        get("BatchSize")?.as_ref(),
+        &key("BatchSize"),
+        1..=10_000,
+        default_batch,
+    )?;
+    let window = int_in(
+        get("MaximumBatchingWindowInSeconds")?.as_ref(),
+        &key("MaximumBatchingWindowInSeconds"),
+        0..=300,
+        0,
+    )?;
+    Ok((u32_of(batch_size), seconds(window)))
+}
+
 fn sqs(
     ctx: &Ctx<'_>,
     queues: &BTreeMap<String, QueueSpec>,
@@ -269,18 +291,7 @@ fn sqs(
             key("Queue")
         ));
     }
-    let batch_size = int_in(
-        get("BatchSize")?.as_ref(),
-        &key("BatchSize"),
-        1..=10_000,
-        10,
-    )?;
-    let window = int_in(
-        get("MaximumBatchingWindowInSeconds")?.as_ref(),
-        &key("MaximumBatchingWindowInSeconds"),
-        0..=300,
-        0,
-    )?;
+    let (batch_size, batching_window) = batching(&get, &key, 10)?;
     let report = report_batch_item_failures(
         ctx,
         get("FunctionResponseTypes")?,
@@ -314,8 +325,8 @@ fn sqs(
         binary: String::new(),
         queue,
         enabled,
-        batch_size: u32_of(batch_size),
-        batching_window: seconds(window),
+        batch_size,
+        batching_window,
         report_batch_item_failures: report,
         maximum_concurrency,
         timeout: Duration::ZERO,
@@ -514,18 +525,7 @@ fn dynamodb(ctx: &Ctx<'_>, settings: &Node, what: &str) -> Result<StreamTrigger,
             key("StartingPosition")
         ));
     }
-    let batch_size = int_in(
-        get("BatchSize")?.as_ref(),
-        &key("BatchSize"),
-        1..=10_000,
-        100,
-    )?;
-    let window = int_in(
-        get("MaximumBatchingWindowInSeconds")?.as_ref(),
-        &key("MaximumBatchingWindowInSeconds"),
-        0..=300,
-        0,
-    )?;
+    let (batch_size, batching_window) = batching(&get, &key, 100)?;
     let maximum_retry_attempts = int_in(
         get("MaximumRetryAttempts")?.as_ref(),
         &key("MaximumRetryAttempts"),
@@ -542,8 +542,8 @@ fn dynamodb(ctx: &Ctx<'_>, settings: &Node, what: &str) -> Result<StreamTrigger,
         table,
         view_type,
         starting_position,
-        batch_size: u32_of(batch_size),
-        batching_window: seconds(window),
+        batch_size,
+        batching_window,
         report_batch_item_failures: report_batch_item_failures(
             ctx,
             get("FunctionResponseTypes")?,

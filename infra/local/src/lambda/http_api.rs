@@ -136,15 +136,7 @@ fn request_id() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         return "00000000-0000-0000-0000-000000000000".to_owned();
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    super::uuid_text(bytes)
 }
 
 /// The payload 2.0 event API Gateway sends for a request on `route`.

@@ -165,3 +165,17 @@ impl std::fmt::Debug for StackClock {
             .finish()
     }
 }
+
+/// 16 bytes written as a UUID (`8-4-4-4-12` lowercase hex), the shape of Lambda's request ids
+/// and EventBridge's event ids.
+fn uuid_text(bytes: [u8; 16]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

@@ -69,15 +69,9 @@ fn event_id(arn: &str, at_ms: u64) -> String {
         .chain_update(arn.as_bytes())
         .chain_update(at_ms.to_be_bytes())
         .finalize();
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    super::uuid_text(bytes)
 }
 
 impl Scheduler {
