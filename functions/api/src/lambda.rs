@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use hearth_metrics::{Emitter, HTTP_API, MetricsError};
-use hearth_ports::Clock;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 
@@ -64,7 +63,6 @@ pub async fn serve(ports: Ports<'_>, request: lambda_http::Request) -> lambda_ht
 /// regardless.
 pub async fn serve_measured(
     ports: Ports<'_>,
-    clock: &dyn Clock,
     metrics: &Emitter<4>,
     out: &mut (dyn Write + Send),
     request: lambda_http::Request,
@@ -80,7 +78,7 @@ pub async fn serve_measured(
         f64::from(u8::from(status.is_client_error())),
         duration_ms as f64,
     ];
-    if let Err(e) = metrics.emit_to(out, clock.now_ms(), values) {
+    if let Err(e) = metrics.emit_to(out, ports.clock.now_ms(), values) {
         tracing::warn!(error = %e, "metrics line not written");
     }
     response

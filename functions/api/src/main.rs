@@ -56,9 +56,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = &metrics;
     lambda_http::run(service_fn(move |request: Request| async move {
         let mut out = hearth_metrics::Stdout;
-        let response =
-            hearth_api::lambda::serve_measured(ports, &SystemClock, metrics, &mut out, request)
-                .await;
+        let response = hearth_api::lambda::serve_measured(ports, metrics, &mut out, request).await;
         Ok::<_, std::convert::Infallible>(response)
     }))
     .await

@@ -10,7 +10,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hearth_metrics::{Emitter, MetricsError, QUEUE_CONSUMER};
-use hearth_ports::{Clock, DeadLetter, DeadLetterSink, StoreError};
+use hearth_ports::{DeadLetter, DeadLetterSink, StoreError};
 use lambda_runtime::LambdaEvent;
 use tracing::warn;
 
@@ -71,13 +71,12 @@ impl Invocation {
 /// the invocation.
 pub async fn invoke(
     ports: Ports<'_>,
-    clock: &dyn Clock,
     metrics: &Emitter<6>,
     out: &mut (dyn Write + Send),
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    let (result, invocation) = observe(ports, clock, event).await;
-    if let Err(e) = metrics.emit_to(out, clock.now_ms(), invocation.values()) {
+    let (result, invocation) = observe(ports, event).await;
+    if let Err(e) = metrics.emit_to(out, ports.clock.now_ms(), invocation.values()) {
         warn!(error = %e, "metrics line not written");
     }
     result
@@ -86,12 +85,11 @@ pub async fn invoke(
 /// Runs [`function_handler`] and measures the invocation.
 pub async fn observe(
     ports: Ports<'_>,
-    clock: &dyn Clock,
     event: LambdaEvent<SqsEvent>,
 ) -> (Result<SqsBatchResponse, BatchError>, Invocation) {
     let started = Instant::now();
     let messages = event.payload.records.len();
-    let oldest_message_age_ms = oldest_message_age(&event.payload, clock.now_ms());
+    let oldest_message_age_ms = oldest_message_age(&event.payload, ports.clock.now_ms());
     let counting = CountingDeadLetters {
         inner: ports.dead_letters,
         accepted: AtomicUsize::new(0),

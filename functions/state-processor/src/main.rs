@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = &metrics;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let mut out = hearth_metrics::Stdout;
-        lambda::invoke(ports, &SystemClock, metrics, &mut out, event).await
+        lambda::invoke(ports, metrics, &mut out, event).await
     }))
     .await
     .map_err(|e| anyhow!(e))

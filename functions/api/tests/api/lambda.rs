@@ -79,9 +79,16 @@ async fn every_request_writes_one_metrics_line_by_status_class() {
         (event("register-device.json"), 201),
         (anonymous, 401),
     ] {
-        let response =
-            hearth_api::lambda::serve_measured(world.ports(), &clock, &metrics, &mut out, request)
-                .await;
+        let response = hearth_api::lambda::serve_measured(
+            hearth_api::Ports {
+                clock: &clock,
+                ..world.ports()
+            },
+            &metrics,
+            &mut out,
+            request,
+        )
+        .await;
         assert_eq!(response.status(), status);
     }
     let text = ok(String::from_utf8(out));

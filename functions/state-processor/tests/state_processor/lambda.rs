@@ -10,6 +10,14 @@ use crate::support::{World, batch, record, telemetry};
 
 const NOW: u64 = 1_700_000_100_000;
 
+/// The world's ports on `clock`.
+fn ports<'a>(world: &'a World, clock: &'a ManualClock) -> hearth_state_processor::Ports<'a> {
+    hearth_state_processor::Ports {
+        clock,
+        ..world.ports()
+    }
+}
+
 fn emitter() -> Emitter<6> {
     Emitter::new(
         &QUEUE_CONSUMER,
@@ -61,7 +69,7 @@ async fn an_invocation_writes_one_line_with_its_counts_age_and_duration() {
         context: Context::default(),
     };
     let mut out = Vec::new();
-    let response = lambda::invoke(world.ports(), &clock, &emitter(), &mut out, event)
+    let response = lambda::invoke(ports(&world, &clock), &emitter(), &mut out, event)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(response.batch_item_failures.len(), 1);
@@ -102,7 +110,7 @@ async fn dead_letters_count_only_what_the_queue_accepted() {
         ]),
         context: Context::default(),
     };
-    let (result, invocation) = lambda::observe(world.ports(), &clock, event).await;
+    let (result, invocation) = lambda::observe(ports(&world, &clock), event).await;
     assert!(result.is_ok());
     assert_eq!(
         Invocation {
@@ -132,7 +140,7 @@ async fn a_failed_batch_counts_every_message_as_failed_and_still_writes_its_line
         context: Context::default(),
     };
     let mut out = Vec::new();
-    let result = lambda::invoke(world.ports(), &clock, &emitter(), &mut out, event).await;
+    let result = lambda::invoke(ports(&world, &clock), &emitter(), &mut out, event).await;
     assert!(
         result.is_err(),
         "a failure without a message id fails the batch"
